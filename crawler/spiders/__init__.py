@@ -1,0 +1,1 @@
+"""The spiders: navigation only; extraction lives in crawler.extract."""

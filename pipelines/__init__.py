@@ -1,0 +1,1 @@
+"""Scrapy item pipelines: validate, normalise, deduplicate and store articles."""

@@ -1,0 +1,1 @@
+"""Database layer (SQLAlchemy + Alembic); imports nothing from scrapy, crawler or pipelines."""
