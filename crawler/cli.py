@@ -1,0 +1,195 @@
+"""The ``tianjin-updates`` command: crawl, demo and database upkeep. Thin: the work is elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from crawler.urls import DEFAULT_START_URL
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed as one line, exit status 1."""
+
+
+def _db_label(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by prepare_database
+        return url
+
+
+def resolve_db(url: str | None) -> str:
+    """The database URL to use: ``--db``, else ``TIANJIN_UPDATES_DB``, else the local SQLite file."""
+    from storage.db import default_database_url
+
+    return url or default_database_url()
+
+
+def prepare_database(url: str) -> None:
+    """Bring the database to the newest schema; a one-line CommandError when it cannot be used."""
+    from storage.db import StorageError, make_engine, upgrade
+
+    try:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
+    from crawler.runner import build_settings, run_crawl, summary_lines
+
+    db = resolve_db(args.db)
+    prepare_database(db)
+    overrides = {**overrides, "TIANJIN_UPDATES_DB": db}
+    overrides.setdefault("TIANJIN_PROGRESS_INTERVAL", args.progress)
+    overrides.setdefault("LOG_LEVEL", "WARNING")
+    settings = build_settings(overrides)
+    print(f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...", file=sys.stderr, flush=True)
+    outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
+    for line in summary_lines(outcome, _db_label(db)):
+        print(line)
+    if outcome.error:
+        print(f"tianjin-updates: error: {outcome.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from crawler.runner import SettingError, parse_setting_options
+
+    try:
+        overrides: dict[str, Any] = dict(parse_setting_options(args.set))
+    except SettingError as exc:
+        raise CommandError(str(exc)) from None
+    return _crawl(args, overrides, args.start_url)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.replica import ReplicaServer, ReplicaSite
+    from crawler.runner import FULL_SPEED
+
+    site = ReplicaSite(articles=args.articles)
+    with ReplicaServer(site) as server:
+        print(
+            f"Serving a replica of the site ({args.articles} articles) at {server.base_url}",
+            file=sys.stderr,
+            flush=True,
+        )
+        # Politeness is for the real site; our own loopback server is crawled at full speed.
+        overrides: dict[str, Any] = {**FULL_SPEED, "TIANJIN_HOSTS": ",".join(server.hosts)}
+        code = _crawl(args, overrides, server.base_url)
+    if code == EXIT_OK:
+        db = resolve_db(args.db)
+        print()
+        print("Look at the data:")
+        if db.startswith("sqlite:///"):
+            path = db[len("sqlite:///"):]
+            print(f"  sqlite3 {path} \"SELECT article_key, published_on, page_count, title FROM articles ORDER BY published_on DESC LIMIT 10\"")
+        print("  the tables and columns are described in the README (section 'The database').")
+    return code
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    db = resolve_db(args.db)
+    prepare_database(db)
+    print(f"Database {_db_label(db)} is at the newest schema.")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tianjin-updates",
+        description="Crawl the 'Tianjin Updates' news section into SQLite or PostgreSQL.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_db(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db",
+            metavar="URL",
+            help="SQLAlchemy database URL (default: $TIANJIN_UPDATES_DB, else sqlite:///tianjin_updates.sqlite3)",
+        )
+
+    def add_progress(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--progress",
+            type=float,
+            default=5.0,
+            metavar="SECONDS",
+            help="seconds between progress lines on stderr; 0 for none (default: 5)",
+        )
+
+    crawl = sub.add_parser("crawl", help="crawl the site once", description="Crawl the site once into the database.")
+    crawl.add_argument(
+        "--start-url",
+        metavar="URL",
+        help=f"home page, listing page (n_<node>.htm) or article to start from (default: {DEFAULT_START_URL})",
+    )
+    add_db(crawl)
+    crawl.add_argument("--max-pages", type=_positive_int, metavar="N", help="read at most N listing pages")
+    crawl.add_argument(
+        "-s",
+        dest="set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a Scrapy or TIANJIN_* setting (repeatable), e.g. -s DOWNLOAD_DELAY=0",
+    )
+    add_progress(crawl)
+    crawl.set_defaults(func=cmd_crawl)
+
+    demo = sub.add_parser(
+        "demo",
+        help="crawl a local replica of the site at full speed",
+        description="Serve a replica of the site on a free loopback port and crawl it into the database.",
+    )
+    add_db(demo)
+    demo.add_argument("--articles", type=_positive_int, default=300, metavar="N", help="articles in the replica (default: 300)")
+    add_progress(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", help="database upkeep", description="Database upkeep.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="bring the database to the newest schema (Alembic)")
+    add_db(upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CommandError as exc:
+        print(f"tianjin-updates: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("tianjin-updates: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Downloader middleware: Scrapy's retries, with exponential backoff and Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.utils.response import response_status_message
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from typing_extensions import Self
+
+
+def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), None if unusable."""
+    if not value:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def backoff_delay(retry_number: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Wait before retry ``retry_number`` (1-based): ``base * 2**(n-1)``, at least Retry-After, at most ``cap``."""
+    if base <= 0 and retry_after is None:
+        return 0.0
+    delay = base * (2 ** (retry_number - 1)) if base > 0 else 0.0
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, cap)
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Retry like Scrapy does, but wait longer before each further try (and honour Retry-After).
+
+    The wait happens inside the download chain, so the retried request does not return to the
+    scheduler early and the host is not hammered while it is failing.
+    """
+
+    def __init__(self, settings: Any, backoff: float = 2.0, backoff_max: float = 60.0) -> None:
+        super().__init__(settings)
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        s = crawler.settings
+        o = cls(
+            s,
+            backoff=s.getfloat("TIANJIN_RETRY_BACKOFF", 2.0),
+            backoff_max=s.getfloat("TIANJIN_RETRY_BACKOFF_MAX", 60.0),
+        )
+        o.crawler = crawler
+        return o
+
+    async def _wait(self, retry: Request, retry_after: float | None) -> None:
+        delay = backoff_delay(retry.meta.get("retry_times", 1), self.backoff, self.backoff_max, retry_after)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        await self._wait(retry, retry_after_seconds(response.headers.get("Retry-After")))
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | Response | None:  # type: ignore[override]
+        if request.meta.get("dont_retry", False) or not isinstance(exception, self.exceptions_to_retry):
+            return None
+        retry = self._retry(request, exception)
+        if retry is not None:
+            await self._wait(retry, None)
+        return retry

@@ -1,0 +1,132 @@
+"""Runs one crawl in this process and turns its statistics into a summary; used by the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scrapy.settings import Settings
+
+#: Settings that turn the polite real-site defaults into a full-speed crawl of our own loopback replica.
+FULL_SPEED: dict[str, Any] = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS": 32,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
+    "TIANJIN_RETRY_BACKOFF": 0,
+}
+
+
+class SettingError(ValueError):
+    """A ``-s NAME=VALUE`` option that cannot be understood."""
+
+
+def parse_setting_options(options: list[str] | None) -> dict[str, str]:
+    """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``; a missing ``=`` or name is an error."""
+    result: dict[str, str] = {}
+    for option in options or []:
+        name, sep, value = option.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise SettingError(f"-s expects NAME=VALUE, got {option!r}")
+        result[name] = value
+    return result
+
+
+def build_settings(overrides: Mapping[str, Any]) -> Settings:
+    """The project's settings with ``overrides`` on top (at command-line priority)."""
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    for name, value in overrides.items():
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
+@dataclass
+class CrawlOutcome:
+    """What one crawl did, read from its statistics."""
+
+    stats: dict[str, Any]
+    seconds: float
+
+    @property
+    def finish_reason(self) -> str:
+        return str(self.stats.get("finish_reason", "unknown"))
+
+    @property
+    def error(self) -> str | None:
+        """One line on why the crawl failed, or None when it succeeded."""
+        if self.stats.get("spider/start_failed"):
+            return str(self.stats.get("spider/start_error") or "the start URL could not be crawled")
+        if self.stats.get("store/error"):
+            return str(self.stats["store/error"])
+        if self.finish_reason not in ("finished", "closespider_pagecount", "closespider_itemcount"):
+            return f"the crawl stopped early ({self.finish_reason})"
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_crawl(settings: Settings, start_url: str | None, max_pages: int | None = None) -> CrawlOutcome:
+    """Run the tianjin_updates spider to the end in this process (once per process: Twisted's rule)."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.tianjin_updates import TianjinUpdatesSpider
+
+    process = CrawlerProcess(settings, install_root_handler=True)
+    crawler = process.create_crawler(TianjinUpdatesSpider)
+    kwargs: dict[str, Any] = {}
+    if start_url:
+        kwargs["start_url"] = start_url
+    if max_pages is not None:
+        kwargs["max_pages"] = max_pages
+    started = time.monotonic()
+    process.crawl(crawler, **kwargs)
+    process.start()
+    stats = crawler.stats.get_stats() if crawler.stats else {}
+    return CrawlOutcome(stats=dict(stats), seconds=time.monotonic() - started)
+
+
+def _counts(stats: Mapping[str, Any], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+
+def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
+    """The end-of-crawl report: articles, pages, errors, where the data went."""
+    s = outcome.stats
+    new = int(s.get("store/articles_new", 0))
+    updated = int(s.get("store/articles_updated", 0))
+    unchanged = int(s.get("store/articles_unchanged", 0))
+    incomplete = int(s.get("store/articles_incomplete", 0))
+    skipped = _counts(s, "spider/articles_skipped/")
+    dropped = {**_counts(s, "validate/dropped/"), **_counts(s, "deduplicate/dropped/")}
+    statuses = _counts(s, "downloader/response_status_count/")
+    errors = _counts(s, "spider/errors/")
+    run = s.get("store/run_id")
+    status = "succeeded" if outcome.ok else "failed"
+    lines = [
+        f"Crawl {status} in {outcome.seconds:.1f} s"
+        + (f" (run {run})" if run is not None else "")
+        + f" into {db_label}",
+        f"  articles: {new} new, {updated} updated, {unchanged} unchanged, {incomplete} incomplete",
+    ]
+    if skipped:
+        lines.append("  articles skipped: " + ", ".join(f"{n} {k}" for k, n in skipped.items()))
+    if dropped:
+        lines.append("  items dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items()))
+    lines.append(
+        f"  pages fetched: {int(s.get('response_received_count', 0))}"
+        + (" (" + ", ".join(f"HTTP {k}: {n}" for k, n in statuses.items()) + ")" if statuses else "")
+        + f", listing pages: {int(s.get('spider/listing_pages', 0))}"
+    )
+    retries = int(s.get("retry/count", 0))
+    if retries:
+        lines.append(f"  retries: {retries}, gave up: {int(s.get('retry/max_reached', 0))}")
+    lines.append("  errors: " + (", ".join(f"{k}: {n}" for k, n in errors.items()) if errors else "none"))
+    if outcome.error:
+        lines.append(f"  error: {outcome.error}")
+    return lines

@@ -1,0 +1,76 @@
+"""Scrapy settings of the tianjin-updates project; each non-default value says why it is set."""
+
+from __future__ import annotations
+
+import os
+
+from crawler.urls import DEFAULT_HOSTS
+
+BOT_NAME = "tianjin_updates"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# Say who we are: a government site's operators should be able to tell us apart from an attack.
+USER_AGENT = "tianjin-updates/0.1 (+news archive crawler; polite: 1 request/s per host)"
+
+# --- Politeness towards the real site --------------------------------------------------------
+# China Daily hosts answered 502 to fast crawling and recovered at about one request a second.
+ROBOTSTXT_OBEY = True
+DOWNLOAD_DELAY = 1.0
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+# AutoThrottle only ever slows down from DOWNLOAD_DELAY (it never goes below it).
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+# A page slower than this is a failure worth retrying, not a reason to hang the crawl.
+DOWNLOAD_TIMEOUT = 30
+
+# --- Retries -----------------------------------------------------------------------------------
+# 429 and 5xx heal by themselves on this site; 3 retries (4 tries) with exponential backoff.
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 520, 522, 524, 408]
+DOWNLOADER_MIDDLEWARES = {
+    # Our subclass adds backoff (and Retry-After) to Scrapy's retry middleware, in its slot.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+}
+#: Seconds before the first retry; doubled for each further one (0 disables the waiting).
+TIANJIN_RETRY_BACKOFF = 2.0
+#: Upper bound of one backoff wait, also for a server's Retry-After.
+TIANJIN_RETRY_BACKOFF_MAX = 60.0
+
+# --- The site ----------------------------------------------------------------------------------
+#: Hosts that serve the site (comma-separated); the start URL's host is always added.
+TIANJIN_HOSTS = ",".join(DEFAULT_HOSTS)
+#: Listing pages to read at most (0: all of them).
+TIANJIN_MAX_PAGES = 0
+
+# --- Items and storage -----------------------------------------------------------------------------
+ITEM_PIPELINES = {
+    "pipelines.normalise.NormalisePipeline": 100,
+    "pipelines.validate.ValidatePipeline": 200,
+    "pipelines.deduplicate.DeduplicatePipeline": 300,
+    "pipelines.store.StorePipeline": 900,
+}
+#: Database URL; the environment variable of the same name is the default.
+TIANJIN_UPDATES_DB = os.environ.get("TIANJIN_UPDATES_DB", "sqlite:///tianjin_updates.sqlite3")
+#: What started the crawl, recorded in crawl_runs: manual or schedule.
+TIANJIN_TRIGGER = "manual"
+
+EXTENSIONS = {
+    # One progress line every TIANJIN_PROGRESS_INTERVAL seconds (the CLI shows it).
+    "crawler.progress.ProgressReporter": 500,
+}
+#: Seconds between progress lines; 0 turns them off.
+TIANJIN_PROGRESS_INTERVAL = 0
+
+# Scrapy's own per-minute stats line duplicates our progress output.
+LOGSTATS_INTERVAL = 0
+# Pages of this site are small; a huge one is a fault, not an article (Scrapy's default is 1 GiB).
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+
+# Items are dataclasses; the feed exports of `scrapy crawl -O` should write UTF-8 text.
+FEED_EXPORT_ENCODING = "utf-8"
