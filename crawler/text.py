@@ -14,7 +14,9 @@ _SPACE_RUN = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
 def clean_text(value: str | None) -> str:
     """Decode left-over entities, turn every space-like character into one space, trim, NFC.
 
-    ``"A&nbsp;&amp;\\u00a0B "`` -> ``"A & B"``. Idempotent.
+    ``"A&nbsp;&amp;\\u00a0B "`` -> ``"A & B"``. Entities still present in text that an HTML parser
+    already decoded were escaped twice by the CMS (a page showing a literal ``&nbsp;``): decoded once
+    more, on purpose.
     """
     if not value:
         return ""
