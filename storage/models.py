@@ -1,0 +1,158 @@
+"""Tables of the tianjin-updates database (the schema consumers read), as typed SQLAlchemy models.
+
+Rules:
+
+* every constraint and index has a name from ``NAMING_CONVENTION`` so migrations can refer to it
+  on every dialect (SQLite batch mode needs names to drop or alter constraints);
+* every timestamp is stored in UTC and read back timezone-aware (``UTCDateTime``), on SQLite too;
+* the schema changes only through an Alembic revision in ``storage/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Values of ``crawl_runs.status``.
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "interrupted")
+#: Values of ``crawl_runs.trigger``.
+RUN_TRIGGERS: tuple[str, ...] = ("manual", "schedule")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    PostgreSQL keeps ``timestamp with time zone``; SQLite has no time zones, so the value is
+    stored as naive UTC text and given back its UTC ``tzinfo`` when read. Naive datetimes are
+    refused on the way in: their zone is a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+#: JSON everywhere, JSONB on PostgreSQL (indexable and comparable there).
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Article(Base):
+    """One article of the Tianjin Updates section, identified across hosts by its CMS id."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        CheckConstraint("page_count >= 1", name="page_count_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_key: Mapped[str] = mapped_column(String(32), unique=True)
+    """The CMS id (digits of ``c_<id>.htm``), the same through every host of the site."""
+    url: Mapped[str] = mapped_column(Text)
+    """Canonical URL of the article's first page."""
+    title: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    """The credited source (``chinadaily.com.cn``), or NULL when the page names none."""
+    published_on: Mapped[date] = mapped_column(Date, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    """Paragraphs of every fetched page, joined by a blank line."""
+    page_count: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    """False when a page of the article could not be fetched."""
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    """sha256 (hex) of the stored content fields and images: tells an edit from a re-crawl."""
+
+    images: Mapped[list[ArticleImage]] = relationship(
+        back_populates="article",
+        order_by="ArticleImage.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class ArticleImage(Base):
+    """An image of an article, in reading order."""
+
+    __tablename__ = "article_images"
+    __table_args__ = (
+        UniqueConstraint("article_id", "position"),
+        CheckConstraint("position >= 1", name="position_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    """1-based position of the image within the whole article."""
+    url: Mapped[str] = mapped_column(Text)
+    caption: Mapped[str | None] = mapped_column(Text)
+
+    article: Mapped[Article] = relationship(back_populates="images")
+
+
+class CrawlRun(Base):
+    """One crawl: when it ran, how it ended and its final counters."""
+
+    __tablename__ = "crawl_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed', 'interrupted')", name="status_known"
+        ),
+        CheckConstraint("trigger IN ('manual', 'schedule')", name="trigger_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(16))
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    """The crawl's counters (Scrapy stats, JSON-safe), filled in when the run finishes."""
