@@ -1,0 +1,321 @@
+"""Store articles in the database in batches and record each crawl in ``crawl_runs``.
+
+Rules:
+
+* a batch is saved in one transaction when it holds ``TIANJIN_BATCH_SIZE`` articles or its
+  oldest article waited ``TIANJIN_FLUSH_SECONDS``, and at the end of the crawl;
+* every database call runs in a worker thread (``asyncio.to_thread``), never on the reactor;
+* a failed save is logged with the keys it lost, counted (``store/errors``,
+  ``store/articles_failed``, the message in ``store/error``) and closes the crawl with reason
+  ``db_error``; the run is then recorded as failed. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta, timezone
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy import Spider, signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import is_asyncio_available
+
+from storage.db import StorageError, default_database_url, make_engine, upgrade
+from storage.models import RUN_TRIGGERS
+from storage.repository import ArticleRecord, ImageRecord, Repository
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
+    from sqlalchemy import Engine
+    from typing_extensions import Self
+
+logger = logging.getLogger(__name__)
+
+#: Finish reasons of a crawl that did what it was asked to (the CLI's runner agrees).
+SUCCESS_REASONS = frozenset({"finished", "closespider_pagecount", "closespider_itemcount"})
+#: The finish reason of a crawl stopped from outside (Ctrl-C, SIGTERM).
+INTERRUPT_REASONS = frozenset({"shutdown"})
+
+#: Stats set to 0 when the crawl opens, so every run's stats show them.
+COUNTERS = (
+    "store/articles_new",
+    "store/articles_updated",
+    "store/articles_unchanged",
+    "store/articles_incomplete",
+    "store/batches",
+    "store/errors",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def image_record(image: Any) -> ImageRecord:
+    """The storage record of an ``ImageItem`` (or a dict with its fields)."""
+    adapter = ItemAdapter(image)
+    return ImageRecord(
+        position=int(adapter["position"]),
+        url=str(adapter["url"]),
+        caption=adapter.get("caption") or None,
+    )
+
+
+def article_record(item: Any) -> ArticleRecord:
+    """The storage record of an ``ArticleItem`` (or a dict with its fields), field by field."""
+    adapter = ItemAdapter(item)
+    return ArticleRecord(
+        article_key=str(adapter["article_key"]),
+        url=str(adapter["url"]),
+        title=adapter.get("title"),
+        source=adapter.get("source") or None,
+        published_on=_as_date(adapter.get("published_on")),  # type: ignore[arg-type]
+        body=adapter.get("body"),
+        page_count=int(adapter.get("page_count") or 1),
+        complete=bool(adapter.get("complete", True)),
+        images=[image_record(image) for image in adapter.get("images") or []],
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with only JSON types left: datetimes as ISO strings, durations as seconds."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((json_safe(v) for v in value), key=str)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def run_status(finish_reason: str, errors: int) -> str:
+    """The ``crawl_runs.status`` of a crawl that closed for ``finish_reason`` with ``errors``."""
+    if errors:
+        return "failed"
+    if finish_reason in SUCCESS_REASONS:
+        return "succeeded"
+    if finish_reason in INTERRUPT_REASONS:
+        return "interrupted"
+    return "failed"
+
+
+class StorePipeline:
+    """Save articles to the database in batches and record the crawl as a ``crawl_runs`` row."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        batch_size: int = 50,
+        flush_seconds: float = 5.0,
+        trigger: str = "manual",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"TIANJIN_BATCH_SIZE must be at least 1, got {batch_size}")
+        if flush_seconds < 0:
+            raise ValueError(f"TIANJIN_FLUSH_SECONDS must not be negative, got {flush_seconds}")
+        if trigger not in RUN_TRIGGERS:
+            raise ValueError(f"TIANJIN_TRIGGER must be one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}")
+        self.database_url = database_url
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.trigger = trigger
+        self.crawler: Crawler | None = None
+        self.run_id: int | None = None
+        self._engine: Engine | None = None
+        self._repository: Repository | None = None
+        self._batch: list[ArticleRecord] = []
+        self._batch_started: float | None = None
+        self._lock: asyncio.Lock | None = None
+        self._stop: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Future[Any] | None = None
+        self._closing = False
+        self._errors = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        if not settings.getbool("TIANJIN_STORE_ENABLED", True):
+            raise NotConfigured("TIANJIN_STORE_ENABLED is off: articles are not stored")
+        pipeline = cls(
+            settings.get("TIANJIN_UPDATES_DB") or default_database_url(),
+            batch_size=settings.getint("TIANJIN_BATCH_SIZE", 50),
+            flush_seconds=settings.getfloat("TIANJIN_FLUSH_SECONDS", 5.0),
+            trigger=settings.get("TIANJIN_TRIGGER") or "manual",
+        )
+        pipeline.crawler = crawler
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    @property
+    def stats(self) -> StatsCollector:
+        assert self.crawler is not None, "StorePipeline is made by from_crawler()"
+        return self.crawler.stats
+
+    # --- crawl lifecycle ----------------------------------------------------------------------
+
+    async def open_spider(self) -> None:
+        if not is_asyncio_available():
+            raise RuntimeError(
+                "StorePipeline needs Scrapy's asyncio reactor (TWISTED_REACTOR = "
+                "'twisted.internet.asyncioreactor.AsyncioSelectorReactor', Scrapy's default)"
+            )
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        for name in COUNTERS:
+            self.stats.set_value(name, 0)
+        try:
+            self._engine = await asyncio.to_thread(make_engine, self.database_url)
+            await asyncio.to_thread(upgrade, self._engine)
+            self._repository = Repository(self._engine)
+            self.run_id = await asyncio.to_thread(self._repository.start_run, self.trigger, _now())
+        except StorageError as exc:
+            self._record_error(exc)
+            logger.error("Cannot store articles: %s", exc)
+            await self._dispose()
+            raise
+        self.stats.set_value("store/run_id", self.run_id)
+        if self.flush_seconds > 0:
+            self._flusher = asyncio.create_task(self._flush_when_old())
+
+    async def process_item(self, item: Any) -> Any:
+        record = article_record(item)
+        self._batch.append(record)
+        if self._batch_started is None:
+            self._batch_started = monotonic()
+        if len(self._batch) >= self.batch_size or (
+            self.flush_seconds > 0 and self._batch_age() >= self.flush_seconds
+        ):
+            await self._flush()
+        return item
+
+    async def close_spider(self) -> None:
+        self._closing = True
+        if self._stop is not None:
+            self._stop.set()
+        if self._flusher is not None:
+            # Not cancelled: a flush under way must finish and be counted.
+            await self._flusher
+            self._flusher = None
+        await self._flush()
+
+    async def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Record how the run ended (the finish reason is only known here) and let go of the DB."""
+        try:
+            if self._repository is None or self.run_id is None:
+                return
+            if self._batch:  # close_spider did not run
+                await self._flush()
+            status = run_status(reason, self._errors)
+            final_stats = json_safe({**self.stats.get_stats(), "finish_reason": reason})
+            try:
+                await asyncio.to_thread(
+                    self._repository.finish_run, self.run_id, status, final_stats, _now()
+                )
+            except StorageError as exc:
+                self._record_error(exc)
+                logger.error("Cannot record the end of crawl run %s: %s", self.run_id, exc)
+            else:
+                logger.info("Crawl run %s %s (%s)", self.run_id, status, reason)
+        finally:
+            await self._dispose()
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def _batch_age(self) -> float:
+        return 0.0 if self._batch_started is None else monotonic() - self._batch_started
+
+    async def _flush_when_old(self) -> None:
+        """Flush a batch whose oldest article waited ``flush_seconds``, even if few arrive."""
+        assert self._stop is not None
+        while not self._closing:
+            if self._batch_started is None:
+                delay = self.flush_seconds
+            else:
+                delay = max(0.0, self._batch_started + self.flush_seconds - monotonic())
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                return
+            except TimeoutError:
+                pass
+            if self._batch and self._batch_age() >= self.flush_seconds:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        if self._lock is None or self._repository is None:
+            return
+        async with self._lock:
+            if not self._batch:
+                return
+            batch, self._batch, self._batch_started = self._batch, [], None
+            try:
+                result = await asyncio.to_thread(self._repository.save_articles, batch, _now())
+            except StorageError as exc:
+                self._fail(exc, batch)
+                return
+        self.stats.inc_value("store/batches")
+        self.stats.inc_value("store/articles_new", len(result.new))
+        self.stats.inc_value("store/articles_updated", len(result.updated))
+        self.stats.inc_value("store/articles_unchanged", len(result.unchanged))
+        self.stats.inc_value(
+            "store/articles_incomplete", sum(1 for record in batch if not record.complete)
+        )
+        logger.debug(
+            "Stored %d articles: %d new, %d updated, %d unchanged",
+            len(batch), len(result.new), len(result.updated), len(result.unchanged),
+        )
+
+    # --- failures -----------------------------------------------------------------------------
+
+    def _record_error(self, exc: StorageError) -> None:
+        self._errors += 1
+        self.stats.inc_value("store/errors")
+        if self.stats.get_value("store/error") is None:
+            self.stats.set_value("store/error", str(exc))
+
+    def _fail(self, exc: StorageError, batch: list[ArticleRecord]) -> None:
+        self._record_error(exc)
+        self.stats.inc_value("store/articles_failed", len(batch))
+        keys = ", ".join(record.article_key for record in batch)
+        logger.error("%s; %d articles were not stored: %s", exc, len(batch), keys)
+        self._request_close("db_error")
+
+    def _request_close(self, reason: str) -> None:
+        """Close the crawl: pages fetched now could not be stored."""
+        if self._closing or self._close_task is not None or self.crawler is None:
+            return
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # no crawl running (the pipeline driven by hand)
+            return
+        self._close_task = asyncio.ensure_future(engine.close_spider_async(reason=reason))
+
+    async def _dispose(self) -> None:
+        engine, self._engine, self._repository = self._engine, None, None
+        if engine is not None:
+            await asyncio.to_thread(engine.dispose)
