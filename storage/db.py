@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 
 from alembic import command
@@ -129,7 +130,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor, busy_timeout)
         finally:
             cursor.close()
 
@@ -140,6 +141,25 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         # the write lock first, waiting up to busy_timeout for it.
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _use_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Switch the database file to WAL journaling (a lasting property of the file).
+
+    The switch needs an exclusive lock and SQLite does not wait for it (no busy handler), so
+    two processes opening a new file at once retry here for up to ``busy_timeout`` seconds.
+    """
+    deadline = monotonic() + busy_timeout
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or monotonic() >= deadline:
+                raise
+            sleep(0.02)
 
 
 # --- errors -------------------------------------------------------------------------------

@@ -184,10 +184,11 @@ class Repository:
             if changed:
                 self._rewrite(connection, [(existing[k][0], by_key[k]) for k in changed], hashes, seen_at)
 
+            # The images of new and of changed articles (whose old images _rewrite deleted).
             image_rows = [
-                {"article_id": inserted[k], "position": i.position, "url": i.url, "caption": i.caption}
+                {"article_id": article_id, "position": i.position, "url": i.url, "caption": i.caption}
                 for k in keys
-                if k in inserted
+                if (article_id := inserted.get(k) or (existing[k][0] if k in changed else None))
                 for i in by_key[k].images
             ]
             if image_rows:
@@ -268,7 +269,8 @@ class Repository:
         hashes: Mapping[str, str],
         seen_at: datetime,
     ) -> None:
-        """Overwrite the content of changed articles and replace their images."""
+        """Overwrite the content of changed articles and delete their images (the caller inserts
+        the new ones with those of new articles)."""
         statement = (
             update(articles)
             .where(articles.c.id == bindparam("b_id"))
@@ -298,13 +300,6 @@ class Repository:
         ids = [id_ for id_, _ in changes]
         for chunk in _chunks(ids, _KEYS_PER_SELECT):  # type: ignore[arg-type]
             connection.execute(delete(article_images).where(article_images.c.article_id.in_(chunk)))
-        image_rows = [
-            {"article_id": id_, "position": i.position, "url": i.url, "caption": i.caption}
-            for id_, record in changes
-            for i in record.images
-        ]
-        if image_rows:
-            connection.execute(article_images.insert(), image_rows)
 
     def count_articles(self) -> int:
         """How many articles are stored."""

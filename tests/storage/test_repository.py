@@ -1,0 +1,405 @@
+"""The repository on SQLite and PostgreSQL: upserts, atomic batches, runs, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from storage.db import StorageError, make_engine, upgrade
+from storage.repository import (
+    ArticleRecord,
+    ImageRecord,
+    Repository,
+    content_hash,
+)
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def record(key: str, **changes: Any) -> ArticleRecord:
+    base = ArticleRecord(
+        article_key=key,
+        url=f"http://www.exploringtianjin.com/2024-05/01/c_{key}.htm",
+        title=f"Title {key}",
+        source="chinadaily.com.cn",
+        published_on=date(2024, 5, 1),
+        body=f"First paragraph of {key}.\n\nSecond paragraph.",
+        page_count=1,
+        complete=True,
+        images=[
+            ImageRecord(1, f"http://img.example/{key}-1.jpg", "[Photo/Xinhua]"),
+            ImageRecord(2, f"http://img.example/{key}-2.jpg", None),
+        ],
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def repo(engine: Engine) -> Repository:
+    return Repository(engine)
+
+
+def image_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                sa.text(
+                    "SELECT a.article_key, i.position, i.url, i.caption FROM article_images i "
+                    "JOIN articles a ON a.id = i.article_id ORDER BY a.article_key, i.position"
+                )
+            )
+        ]
+
+
+# --- save_articles ------------------------------------------------------------------------------
+
+
+def test_new_articles_are_inserted_with_images(repo: Repository) -> None:
+    result = repo.save_articles([record("2"), record("1")], T0)
+    assert (result.new, result.updated, result.unchanged) == (["1", "2"], [], [])
+    assert result.counts == {"new": 2, "updated": 0, "unchanged": 0}
+    assert repo.count_articles() == 2
+
+    stored = repo.get_article("1")
+    assert stored is not None
+    assert stored.title == "Title 1" and stored.source == "chinadaily.com.cn"
+    assert stored.published_on == date(2024, 5, 1)
+    assert stored.body == "First paragraph of 1.\n\nSecond paragraph."
+    assert stored.images == record("1").images
+    assert stored.first_seen_at == stored.last_seen_at == T0
+    assert stored.first_seen_at.tzinfo is not None and stored.first_seen_at.utcoffset() == timedelta(0)
+    assert stored.content_hash == content_hash(record("1"))
+    assert repo.get_article("404") is None
+
+
+def test_unchanged_article_only_moves_last_seen(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1")], T0)
+    before = repo.get_article("1")
+    later = T0 + timedelta(hours=3)
+    result = repo.save_articles([record("1")], later)
+    assert (result.new, result.updated, result.unchanged) == ([], [], ["1"])
+    after = repo.get_article("1")
+    assert after is not None and before is not None
+    assert after.first_seen_at == T0 and after.last_seen_at == later
+    assert after.id == before.id and after.images == before.images
+    # An older sighting (a slow concurrent crawl) never moves last_seen_at back.
+    repo.save_articles([record("1")], T0 + timedelta(hours=1))
+    assert repo.get_article("1").last_seen_at == later  # type: ignore[union-attr]
+
+
+def test_changed_article_is_updated_and_images_replaced(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1"), record("2")], T0)
+    edited = record(
+        "1",
+        title="Edited title",
+        source=None,
+        page_count=2,
+        complete=False,
+        images=[ImageRecord(1, "http://img.example/new.jpg", "new caption")],
+    )
+    later = T0 + timedelta(days=1)
+    result = repo.save_articles([edited, record("2")], later)
+    assert (result.new, result.updated, result.unchanged) == ([], ["1"], ["2"])
+
+    stored = repo.get_article("1")
+    assert stored is not None
+    assert (stored.title, stored.source, stored.page_count, stored.complete) == (
+        "Edited title",
+        None,
+        2,
+        False,
+    )
+    assert stored.first_seen_at == T0 and stored.last_seen_at == later
+    assert stored.content_hash == content_hash(edited)
+    assert image_rows(engine) == [
+        ("1", 1, "http://img.example/new.jpg", "new caption"),
+        ("2", 1, "http://img.example/2-1.jpg", "[Photo/Xinhua]"),
+        ("2", 2, "http://img.example/2-2.jpg", None),
+    ]
+
+
+def test_only_a_caption_change_is_an_update(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1")], T0)
+    images = [ImageRecord(1, "http://img.example/1-1.jpg", "[Photo/China Daily]")]
+    result = repo.save_articles([record("1", images=images)], T0)
+    assert result.updated == ["1"]
+    assert image_rows(engine) == [("1", 1, "http://img.example/1-1.jpg", "[Photo/China Daily]")]
+
+
+def test_same_key_twice_in_a_batch_last_wins(repo: Repository) -> None:
+    result = repo.save_articles([record("1", title="first"), record("1", title="second")], T0)
+    assert result.new == ["1"]
+    assert repo.get_article("1").title == "second"  # type: ignore[union-attr]
+    assert repo.count_articles() == 1
+
+
+def test_empty_batch(repo: Repository) -> None:
+    assert repo.save_articles([], T0).counts == {"new": 0, "updated": 0, "unchanged": 0}
+
+
+def test_large_batch_crosses_the_select_chunks(repo: Repository) -> None:
+    records = [record(str(n), images=[]) for n in range(1, 1203)]
+    assert len(repo.save_articles(records, T0).new) == 1202
+    again = repo.save_articles(records, T0 + timedelta(1))
+    assert len(again.unchanged) == 1202 and repo.count_articles() == 1202
+
+
+def test_a_failing_record_rolls_back_the_whole_batch(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1")], T0)
+    before_images = image_rows(engine)
+    batch = [
+        record("1", title="would be an update"),
+        record("2"),
+        record("3", body=None),  # type: ignore[arg-type]  # NOT NULL violated mid-batch
+        record("4"),
+    ]
+    with pytest.raises(StorageError) as info:
+        repo.save_articles(batch, T0 + timedelta(1))
+    message = str(info.value)
+    assert "\n" not in message and "saving 4 articles failed" in message and "body" in message
+    assert repo.count_articles() == 1
+    stored = repo.get_article("1")
+    assert stored is not None and stored.title == "Title 1" and stored.last_seen_at == T0
+    assert image_rows(engine) == before_images
+
+
+def test_bad_image_rolls_back_its_article(repo: Repository, engine: Engine) -> None:
+    """An article row is never left without its images: both or neither."""
+    broken = record("1", images=[ImageRecord(1, "a"), ImageRecord(1, "b")])  # duplicate position
+    with pytest.raises(StorageError):
+        repo.save_articles([broken], T0)
+    assert repo.count_articles() == 0 and image_rows(engine) == []
+
+
+def test_deleting_an_article_deletes_its_images(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1"), record("2")], T0)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM articles WHERE article_key = '1'"))
+    assert [row[0] for row in image_rows(engine)] == ["2", "2"]
+
+
+def test_datetimes_are_stored_as_utc(repo: Repository) -> None:
+    beijing = timezone(timedelta(hours=8))
+    seen = datetime(2024, 5, 1, 16, 0, tzinfo=beijing)
+    repo.save_articles([record("1")], seen)
+    stored = repo.get_article("1")
+    assert stored is not None
+    assert stored.first_seen_at == T0
+    assert stored.first_seen_at.tzinfo == timezone.utc
+
+
+def test_naive_datetimes_are_refused(repo: Repository) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        repo.save_articles([record("1")], datetime(2024, 5, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        repo.start_run("manual", datetime(2024, 5, 1))
+
+
+def test_content_hash() -> None:
+    assert content_hash(record("1")) == content_hash(record("1"))
+    assert len(content_hash(record("1"))) == 64
+    variants = [
+        record("1", title="x"),
+        record("1", source=None),
+        record("1", published_on=date(2024, 5, 2)),
+        record("1", body="x"),
+        record("1", page_count=2),
+        record("1", complete=False),
+        record("1", url="http://other/c_1.htm"),
+        record("1", images=[]),
+        record("1", images=list(reversed(record("1").images))),
+    ]
+    hashes = {content_hash(v) for v in variants}
+    assert len(hashes) == len(variants) and content_hash(record("1")) not in hashes
+    # The key identifies the row; it is not content.
+    assert content_hash(record("1")) == content_hash(replace(record("1"), article_key="9"))
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+def test_two_concurrent_writers_leave_one_row_per_key(db_url: str, engine: Engine) -> None:
+    keys = [str(n) for n in range(1, 21)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(title: str) -> None:
+        own_engine = make_engine(db_url)
+        try:
+            repository = Repository(own_engine)
+            barrier.wait()
+            for round_ in range(5):
+                repository.save_articles(
+                    [record(k, title=f"{title} {round_}") for k in keys], T0 + timedelta(minutes=round_)
+                )
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            own_engine.dispose()
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT article_key, count(*) FROM articles GROUP BY article_key")
+        ).all()
+    assert sorted(rows) == sorted((k, 1) for k in keys)
+    assert len(image_rows(engine)) == 2 * len(keys)
+
+
+class RacingRepository(Repository):
+    """A repository whose first look-up misses rows, as if another crawl inserted them just after."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.lookups = 0
+
+    def _existing(self, connection: Connection, keys: Any) -> dict[str, tuple[int, str]]:
+        self.lookups += 1
+        if self.lookups == 1:
+            return {}
+        return super()._existing(connection, keys)
+
+
+def test_insert_conflict_with_a_concurrent_writer(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record("1"), record("2")], T0)
+    racing = RacingRepository(engine)
+    later = T0 + timedelta(hours=1)
+    result = racing.save_articles([record("1"), record("2", title="edited"), record("3")], later)
+    assert (result.new, result.updated, result.unchanged) == (["3"], ["2"], ["1"])
+    assert repo.count_articles() == 3
+    assert repo.get_article("2").title == "edited"  # type: ignore[union-attr]
+    assert repo.get_article("1").last_seen_at == later  # type: ignore[union-attr]
+    assert len(image_rows(engine)) == 6
+
+
+# --- crawl runs ---------------------------------------------------------------------------------
+
+
+def test_crawl_runs(repo: Repository) -> None:
+    first = repo.start_run("manual", T0)
+    second = repo.start_run("schedule", T0 + timedelta(hours=1))
+    assert second > first
+    runs = repo.recent_runs(10)
+    assert [(r.id, r.status, r.trigger, r.finished_at, r.stats) for r in runs] == [
+        (second, "running", "schedule", None, {}),
+        (first, "running", "manual", None, {}),
+    ]
+    stats = {"store/articles_new": 3, "finish_reason": "finished", "start_time": "2024-05-01T08:00:00+00:00"}
+    repo.finish_run(first, "succeeded", stats, T0 + timedelta(minutes=5))
+    repo.finish_run(second, "interrupted", {}, T0 + timedelta(hours=2))
+    runs = repo.recent_runs(1)
+    assert len(runs) == 1 and runs[0].id == second and runs[0].status == "interrupted"
+    done = repo.recent_runs(2)[1]
+    assert done.status == "succeeded" and done.stats == stats
+    assert done.started_at == T0 and done.finished_at == T0 + timedelta(minutes=5)
+
+
+def test_crawl_run_values_are_checked(repo: Repository) -> None:
+    with pytest.raises(ValueError, match="trigger"):
+        repo.start_run("cron", T0)
+    run = repo.start_run("manual", T0)
+    with pytest.raises(ValueError, match="status"):
+        repo.finish_run(run, "running", {}, T0)
+    with pytest.raises(ValueError, match="status"):
+        repo.finish_run(run, "ok", {}, T0)
+
+
+def test_database_checks_run_values_too(engine: Engine) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO crawl_runs (started_at, status, trigger, stats) "
+                    "VALUES (CURRENT_TIMESTAMP, 'done', 'manual', '{}')"
+                )
+            )
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_locked_sqlite_is_a_one_line_storage_error(sqlite_url: str, tmp_path: Any) -> None:
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url, busy_timeout=0.2)
+    repo = Repository(engine)
+    other = sqlite3.connect(tmp_path / "test.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    try:
+        with pytest.raises(StorageError) as info:
+            repo.save_articles([record("1")], T0)
+        message = str(info.value)
+        assert "\n" not in message
+        assert "is locked by another writer" in message and "saving 1 article failed" in message
+        with pytest.raises(StorageError, match="locked"):
+            repo.start_run("manual", T0)
+        assert repo.count_articles() == 0  # WAL: readers are not blocked by the writer
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert repo.save_articles([record("1")], T0).new == ["1"]
+    engine.dispose()
+
+
+def test_postgres_down_is_a_one_line_storage_error() -> None:
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/test")
+    repo = Repository(engine)
+    try:
+        for call in (
+            lambda: repo.save_articles([record("1")], T0),
+            lambda: repo.start_run("manual", T0),
+            repo.count_articles,
+        ):
+            with pytest.raises(StorageError) as info:
+                call()
+            message = str(info.value)
+            assert "\n" not in message and "cannot connect to PostgreSQL" in message
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_is_a_few_statements_not_one_per_article(repo: Repository, engine: Engine) -> None:
+    repo.save_articles([record(str(n)) for n in range(1, 21)], T0)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        batch = (
+            [record(str(n)) for n in range(1, 11)]  # unchanged
+            + [record(str(n), title="edited") for n in range(11, 21)]  # updated
+            + [record(str(n)) for n in range(21, 31)]  # new
+        )
+        result = repo.save_articles(batch, T0 + timedelta(1))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert result.counts == {"new": 10, "updated": 10, "unchanged": 10}
+    assert statements.count("SELECT") == 1
+    # INSERT new articles, UPDATE the unchanged (last_seen_at), UPDATE the edited (executemany),
+    # DELETE the edited ones' images, INSERT the images of new and edited articles
+    assert [s for s in statements if s != "BEGIN"] == [
+        "SELECT", "INSERT", "UPDATE", "UPDATE", "DELETE", "INSERT"
+    ]
