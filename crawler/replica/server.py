@@ -1,0 +1,131 @@
+"""A threaded loopback HTTP server for a ReplicaSite, reachable under two host names."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from .site import ReplicaSite
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands every GET/HEAD to the site and records what was served."""
+
+    # Keep-alive like a real server, so a crawl does not pay a connection per request.
+    protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections end after this many seconds instead of holding a thread.
+    timeout = 10
+    replica: ReplicaServer
+
+    def do_GET(self) -> None:
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _serve(self, send_body: bool) -> None:
+        server = self.replica
+        host_header = self.headers.get("Host") or f"{server.host}:{server.port}"
+        try:
+            response = server.site.respond(host_header, self.path, dict(self.headers.items()))
+        except Exception as exc:  # noqa: BLE001 - a bug must reach the test as a 500 and be counted
+            server.errors.append(exc)
+            self.send_error(500)
+            server.record(host_header, self.path, 500)
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(response.body)
+        server.record(host_header, self.path, response.status)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        # Silent: tests and benchmarks read ReplicaServer.requests instead of a log.
+        pass
+
+
+class ReplicaServer:
+    """Serves ``site`` on ``host:port`` (port 0 = a free one) in daemon threads.
+
+    The same server answers for ``127.0.0.1`` and ``site.alias_host`` (``localhost``), the
+    site's second host name.
+    """
+
+    def __init__(self, site: ReplicaSite, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.site = site
+        self.host = host
+        self.port = port
+        self.requests: list[tuple[str, str, int]] = []
+        """``(host, path, status)`` of every request served; host without port."""
+        self.errors: list[BaseException] = []
+        """Exceptions raised while rendering (each was answered with a 500)."""
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ReplicaServer:
+        if self._httpd is not None:
+            return self
+        handler = type("ReplicaHandler", (_Handler,), {"replica": self})
+        httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"replica-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ReplicaServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def record(self, host_header: str, path: str, status: int) -> None:
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        with self._lock:
+            self.requests.append((host.lower(), path, status))
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return (self.host, self.site.alias_host)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``."""
+        return f"http://{self.host}:{self._bound_port()}/"
+
+    @property
+    def alias_url(self) -> str:
+        """The site through its second host: ``http://localhost:PORT/``."""
+        return f"http://{self.site.alias_host}:{self._bound_port()}/"
+
+    def url(self, path: str, alias: bool = False) -> str:
+        """Absolute URL of ``path`` (``/n_17801.htm``) on this server."""
+        return (self.alias_url if alias else self.base_url).rstrip("/") + path
+
+    def _bound_port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("ReplicaServer is not started: call start() or use it as a context manager")
+        return self.port
