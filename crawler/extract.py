@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -80,36 +81,40 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 def _parse(html: str | bytes) -> etree._Element | None:
     """Parse ``html`` once; plain lxml elements (no lxml.html classes: faster to walk)."""
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
-    if isinstance(html, str):
-        if not html.strip():
-            return None
-        try:
-            return etree.fromstring(html, parser)
-        except ValueError:
-            # lxml refuses str input that carries an XML encoding declaration (XHTML pages).
-            return etree.fromstring(_XML_DECL.sub("", html, count=1), parser)
-    if not html.strip():
+    if not html or not html.strip():
         return None
-    return etree.fromstring(html, parser)
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    try:
+        return etree.fromstring(html, parser)
+    except ValueError:
+        # lxml refuses str input that carries an XML encoding declaration (XHTML pages).
+        if isinstance(html, str):
+            return etree.fromstring(_XML_DECL.sub("", html, count=1), parser)
+        raise
 
 
-def _base_url(root: etree._Element, url: str) -> str:
-    """The page URL, or the document's ``<base href>`` resolved against it."""
+def _head_info(root: etree._Element, url: str) -> tuple[str, str]:
+    """The base URL (``<base href>`` resolved against ``url``) and the ``<title>`` text."""
+    base, title = url, ""
     head = root.find("head")
+    title_el = None
     if head is not None:
-        base = head.find("base")
-        if base is not None and base.get("href"):
-            return urljoin(url, base.get("href").strip())
-    return url
+        base_el = head.find("base")
+        if base_el is not None and base_el.get("href"):
+            base = urljoin(url, base_el.get("href").strip())
+        title_el = head.find("title")
+    if title_el is None:
+        title_el = root.find(".//title")
+    if title_el is not None and title_el.text:
+        title = _clean(title_el.text)
+    return base, title
 
 
-def _title_text(root: etree._Element) -> str:
-    head = root.find("head")
-    el = head.find("title") if head is not None else None
-    if el is None:
-        el = root.find(".//title")
-    return clean_text(el.text) if el is not None and el.text else ""
+def _clean(value: str) -> str:
+    """``clean_text`` with a fast path for plain ASCII (same result)."""
+    if value.isascii() and "&" not in value:
+        return " ".join(value.split())
+    return clean_text(value)
 
 
 def _strip_fragment(url: str) -> str:
@@ -117,6 +122,129 @@ def _strip_fragment(url: str) -> str:
         return url
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Text rules
+# --------------------------------------------------------------------------------------------
+
+_DATE_RE = re.compile(
+    r"updated\s*[:\uff1a]\s*(\d{4})\s*[-/.\u5e74]\s*(\d{1,2})\s*[-/.\u6708]\s*(\d{1,2})", re.I
+)
+_PAREN_RE = re.compile(r"^[(\uff08]\s*(.*?)\s*[)\uff09]$", re.S)
+_FILENAME_RE = re.compile(r"^[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp|tiff?)$", re.I)
+_FOOTER_RE = re.compile(r"copyright|\u00a9|icp\s*\u5907|icp\s*\d|all rights reserved", re.I)
+_PAGER_TOKENS = frozenset(
+    ["<", ">", "<<", ">>", "\u00ab", "\u00bb", "\u2039", "\u203a", "...", "\u2026", "|",
+     "prev", "previous", "next", "first", "last", "page", "of", "\u4e0a\u4e00\u9875",
+     "\u4e0b\u4e00\u9875", "\u9996\u9875", "\u5c3e\u9875", "\u672b\u9875"]
+)
+_PAGER_START = frozenset("<>\u00ab\u00bb\u2039\u203a.\u2026|0123456789pPnNfFlL\u4e0a\u4e0b\u9996\u5c3e\u672b")
+_SOURCE_PREFIX = re.compile(r"^(?:source|from)\s*[:\uff1a]\s*", re.I)
+_TITLE_SPLIT = re.compile(r"\s+[-\u2013\u2014|]\s+|\s*[_|]\s*")
+_BREADCRUMB = re.compile(r"^(?:home|\u9996\u9875)\s*(?:>|\u00bb|/|\u203a)", re.I)
+_TITLE_HINT = re.compile(r"title|headline|tit\b|hd\b", re.I)
+_TERMINAL = frozenset('.!?"\u201d\u3002;)\u2019')
+
+# What a block's text is, decided once when the block is made.
+K_TEXT = 0
+K_PAREN = 1  # "(Xinhua)": a source line
+K_BRACKET = 2  # "[Photo/Xinhua]": a caption line
+K_FILENAME = 3  # "5fc73c03a31024adbda5d268.jpg": an image's file name repeated as text
+K_PAGER = 4  # "< 1 2 3 >": pager tokens only
+K_FOOTER = 5  # "Copyright ...", "京ICP备..."
+K_DATE = 6  # holds "Updated: YYYY-MM-DD"
+K_COLLAPSED = 7  # a link list taken whole (its text is not read)
+
+
+def _pager_numbers(text: str) -> list[int] | None:
+    """Page numbers of a text-only pager block (``< 1 2 3 >``), or None if it is not one."""
+    tokens = text.lower().split()
+    if not tokens or len(tokens) > 40:
+        return None
+    numbers = []
+    for tok in tokens:
+        if tok.isdigit() and len(tok) <= 3:
+            numbers.append(int(tok))
+        elif tok not in _PAGER_TOKENS:
+            return None
+    return numbers or None
+
+
+def _kind(text: str) -> int:
+    n = len(text)
+    first = text[0]
+    if ("pdated" in text or "PDATED" in text) and _DATE_RE.search(text):
+        return K_DATE
+    last = text[-1]
+    if first in "(\uff08" and last in ")\uff09":
+        return K_PAREN
+    if (first == "[" and last == "]") or (first == "\u3010" and last == "\u3011"):
+        return K_BRACKET
+    if n <= 80 and "." in text and " " not in text and _FILENAME_RE.match(text):
+        return K_FILENAME
+    if n <= 60 and first in _PAGER_START and _pager_numbers(text) is not None:
+        return K_PAGER
+    if n < 300 and (
+        "\u00a9" in text or "opyright" in text or "ICP" in text or "eserved" in text
+    ) and _FOOTER_RE.search(text):
+        return K_FOOTER
+    return K_TEXT
+
+
+def _parse_date(text: str) -> tuple[date, int] | None:
+    """The ``Updated:`` date in ``text`` and where its match starts, or None."""
+    for m in _DATE_RE.finditer(text):
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3])), m.start()
+        except ValueError:
+            continue
+    return None
+
+
+def _source_from_prefix(prefix: str) -> str | None:
+    """The source in the part of a dateline before ``Updated:`` (``A | B | Updated:`` -> B)."""
+    prefix = prefix.strip().rstrip("|\u00a6/\uff5c").strip()
+    if not prefix:
+        return None
+    m = _PAREN_RE.match(prefix)
+    if m:
+        return m[1].strip() or None
+    segments = [s.strip() for s in re.split(r"[|\uff5c\u00a6]", prefix) if s.strip()]
+    for seg in reversed(segments):
+        if seg.lower().startswith("by "):
+            continue  # a byline, not a source
+        m = _PAREN_RE.match(seg)
+        if m:
+            return m[1].strip() or None
+        return _SOURCE_PREFIX.sub("", seg).strip() or None
+    return None
+
+
+def _source_line(text: str) -> str | None:
+    """The source of a line that is only a source: ``( chinadaily.com.cn)``, ``Source: Xinhua``."""
+    if len(text) > 80:
+        return None
+    m = _PAREN_RE.match(text)
+    if m:
+        return m[1].strip() or None
+    m = _SOURCE_PREFIX.match(text)
+    if m:
+        return text[m.end():].strip() or None
+    return None
+
+
+def _title_quality(low: str, page_title: str, segments: list[str]) -> int:
+    """How ``low`` (lower-cased) matches the ``<title>``: 3 its first part, 2 a prefix, 1 a later part."""
+    if not page_title:
+        return 0
+    if low == segments[0]:
+        return 3
+    if len(low) >= 8 and (page_title.startswith(low) or (low.startswith(segments[0]) and len(segments[0]) >= 8)):
+        return 2
+    if low in segments[1:]:
+        return 1
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,13 +284,30 @@ _CONTENT_HINT = re.compile(
 )
 
 
+@lru_cache(maxsize=2048)
+def _hint_flags(hint: str) -> int:
+    """Flags that an element's ``class``/``id`` suggest (pages of a site repeat a few names)."""
+    flags = 0
+    if _NAV_HINT.search(hint):
+        flags |= _NAV
+    if _CAPTION_HINT.search(hint):
+        flags |= _CAPHINT
+    return flags
+
+
+_LIST_MEASURE = etree.XPath(
+    "concat(string-length(normalize-space(.)), ',', count(.//a), ',', count(.//li))"
+)
+_HREFS = etree.XPath(".//a/@href", smart_strings=False)
+
+
 class _Block:
     """A run of text between block boundaries."""
 
-    __slots__ = ("text", "elem", "flags", "level", "figure", "link_len", "links", "pager", "n")
+    __slots__ = ("text", "elem", "flags", "level", "figure", "link_len", "links", "pager", "n", "kind")
 
     def __init__(self, text: str, elem, flags: int, level: int, figure, link_len: int,
-                 links: int, pager: bool) -> None:
+                 links: int, pager: bool, kind: int, n: int) -> None:
         self.text = text
         self.elem = elem
         self.flags = flags
@@ -171,11 +316,8 @@ class _Block:
         self.link_len = link_len
         self.links = links
         self.pager = pager
-        self.n = len(text)
-
-    @property
-    def link_ratio(self) -> float:
-        return self.link_len / self.n if self.n else 0.0
+        self.kind = kind
+        self.n = n
 
     def linky(self) -> bool:
         """Mostly link text: a menu item, a related link, a pager."""
@@ -183,38 +325,33 @@ class _Block:
 
     def listy(self) -> bool:
         """A link list item (related stories, a sidebar, a menu) rather than a linked sentence."""
-        return self.linky() and (
+        return self.links > 0 and self.link_len * 2 >= self.n and (
             self.links >= 2 or bool(self.flags & _LIST) or self.link_len * 10 >= self.n * 9
         )
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"<Block {self.text[:40]!r} f={self.flags} h={self.level} l={self.links}>"
+        return f"<Block {self.text[:40]!r} k={self.kind} f={self.flags} h={self.level} l={self.links}>"
 
 
 class _Image:
-    __slots__ = ("src", "alt", "elem", "flags", "figure", "href")
+    __slots__ = ("src", "elem", "flags", "figure", "href")
 
-    def __init__(self, src: str, alt: str, elem, flags: int, figure, href: str | None) -> None:
+    def __init__(self, src: str, elem, flags: int, figure, href: str | None) -> None:
         self.src = src
-        self.alt = alt
         self.elem = elem
         self.flags = flags
         self.figure = figure
         self.href = href
 
 
-# Lines that must stand on their own even when only a single <br> separates them from the rest.
-_SPECIAL_LINE = re.compile(
-    r"^\s*(?:[(\uff08].*[)\uff09]|\[.*\]|\u3010.*\u3011|[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp)"
-    r"|.*\bupdated\s*[:\uff1a].*)\s*$",
-    re.I | re.S,
-)
-
-
 class _Linearizer:
-    """One walk over the tree; produces ``items`` (blocks and images) and element spans."""
+    """One walk over the tree; produces ``items`` (blocks and images) and element spans.
 
-    def __init__(self, article_key: str | None, base_url: str) -> None:
+    ``spans[element] = (first, end)``: the items made inside a block-level element, so "is this
+    block inside that container" is a comparison of indexes.
+    """
+
+    def __init__(self, article_key: str | None, base_url: str, scan_pager: bool) -> None:
         self.items: list[_Block | _Image] = []
         self.spans: dict = {}
         self.parts: list[str] = []
@@ -229,14 +366,14 @@ class _Linearizer:
         self.href: str | None = None
         self.last_br = False
         self.key = article_key
-        self.key_marker = f"c_{article_key}" if article_key else None
+        self.key_marker = f"c_{article_key}" if article_key else ""
         self.base_url = base_url
+        self.scan_pager = scan_pager
         self.page_links: list[tuple[int, str]] = []
 
     # -- text accumulation -----------------------------------------------------------------
     def add(self, text: str) -> None:
-        stripped = text.strip()
-        if not stripped:
+        if text.isspace():
             if self.started:
                 self.parts.append(" ")
             return
@@ -246,11 +383,12 @@ class _Linearizer:
         self.parts.append(text)
         self.last_br = False
         if self.in_link:
-            self.link_len += len(stripped)
+            self.link_len += len(text.strip())
 
     def br(self) -> None:
         if self.last_br:
-            self.flush()
+            if self.started:
+                self.flush()
             return
         self.last_br = True
         if self.started:
@@ -259,10 +397,6 @@ class _Linearizer:
 
     def flush(self) -> None:
         self.last_br = False
-        if not self.started:
-            self.parts = []
-            self.lines = []
-            return
         self.lines.append("".join(self.parts))
         elem, flags, level, figure = self.ctx
         lines = self.lines
@@ -274,35 +408,37 @@ class _Linearizer:
         self.links = 0
         self.pager = False
         if len(lines) > 1:
-            lines = [t for t in (clean_text(x) for x in lines) if t]
-            if any(_SPECIAL_LINE.match(t) for t in lines):
-                for t in lines:
-                    self.items.append(
-                        _Block(t, elem, flags, level, figure, link_len if links else 0, links, pager)
-                    )
+            lines = [t for t in map(_clean, lines) if t]
+            kinds = [_kind(t) for t in lines]
+            if any(kinds):
+                # Lines that are a source, a date, a caption or a file name stand alone.
+                for t, k in zip(lines, kinds):
+                    self.items.append(_Block(t, elem, flags, level, figure, link_len if links else 0,
+                                             links, pager, k, len(t)))
                 return
             text = " ".join(lines)
         else:
-            text = clean_text(lines[0])
+            text = _clean(lines[0])
         if text:
-            self.items.append(_Block(text, elem, flags, level, figure, link_len, links, pager))
+            self.items.append(_Block(text, elem, flags, level, figure, link_len, links, pager,
+                                     _kind(text), len(text)))
 
     # -- the walk ----------------------------------------------------------------------------
     def walk(self, el, flags: int, level: int, figure) -> None:
         tag = el.tag
         if tag in _BLOCK_TAGS:
-            self.flush()
+            if self.started:
+                self.flush()
+            else:
+                self.last_br = False
             start = len(self.items)
-            cls = el.get("class")
-            ident = el.get("id")
             if tag == "nav" or tag == "aside":
                 flags |= _NAV
-            elif cls or ident:
-                hint = f"{cls or ''} {ident or ''}"
-                if _NAV_HINT.search(hint):
-                    flags |= _NAV
-                if _CAPTION_HINT.search(hint):
-                    flags |= _CAPHINT
+            else:
+                cls = el.get("class")
+                ident = el.get("id")
+                if cls or ident:
+                    flags |= _hint_flags(f"{cls} {ident}")
             if tag in _HEADING_LEVEL:
                 level = _HEADING_LEVEL[tag]
             elif tag in _LIST_TAGS:
@@ -311,18 +447,23 @@ class _Linearizer:
                 figure = el
             elif tag == "figcaption":
                 flags |= _FIGCAP
-            self.stack.append((el, flags, level, figure))
-            if el.text:
-                self.add(el.text)
-            for child in el:
-                ctag = child.tag
-                if ctag in _SKIP_TAGS or ctag.__class__ is not str:
-                    if child.tail:
-                        self.add(child.tail)
+            if not (flags & (_NAV | _LIST) and len(el) >= 3 and self.collapse(el, flags, level, figure)):
+                self.stack.append((el, flags, level, figure))
+                text = el.text
+                if text:
+                    self.add(text)
+                for child in el:
+                    ctag = child.tag
+                    if ctag in _SKIP_TAGS or ctag.__class__ is not str:
+                        if child.tail:
+                            self.add(child.tail)
+                    else:
+                        self.walk(child, flags, level, figure)
+                if self.started:
+                    self.flush()
                 else:
-                    self.walk(child, flags, level, figure)
-            self.flush()
-            self.stack.pop()
+                    self.last_br = False
+                self.stack.pop()
             self.spans[el] = (start, len(self.items))
         elif tag == "br":
             self.br()
@@ -332,8 +473,9 @@ class _Linearizer:
             is_link = tag == "a"
             if is_link:
                 self.open_link(el)
-            if el.text:
-                self.add(el.text)
+            text = el.text
+            if text:
+                self.add(text)
             for child in el:
                 ctag = child.tag
                 if ctag in _SKIP_TAGS or ctag.__class__ is not str:
@@ -345,17 +487,34 @@ class _Linearizer:
                 self.in_link -= 1
                 if not self.in_link:
                     self.href = None
-        if el.tail:
-            self.add(el.tail)
+        tail = el.tail
+        if tail:
+            self.add(tail)
+
+    def collapse(self, el, flags: int, level: int, figure) -> bool:
+        """Take a link list (menu, sidebar, related stories) as one block without walking it.
+
+        Walking every item of a large menu in Python would cost more than parsing the page.
+        A list is taken whole when it has two links or more, a link per item and short items.
+        """
+        text_len, n_links, n_items = (int(float(x)) for x in _LIST_MEASURE(el).split(","))
+        if n_links < 2 or n_links < n_items or text_len > 80 * n_links:
+            return False
+        if self.scan_pager and any(self.key_marker in h for h in _HREFS(el)):
+            return False  # it may be the pager: walk it to read its links
+        self.items.append(_Block("", el, flags | _LIST, level, figure, text_len, n_links, False,
+                                 K_COLLAPSED, text_len))
+        return True
 
     def open_link(self, el) -> None:
         self.in_link += 1
-        href = el.get("href")
         self.links += 1
+        href = el.get("href")
         if href is None:
             return
         self.href = href
-        if self.key_marker and self.key_marker in href:
+        marker = self.key_marker
+        if marker and marker in href:
             absolute = urljoin(self.base_url, href.strip())
             ref = parse_article_url(absolute)
             if ref is not None and ref.article_key == self.key:
@@ -363,116 +522,16 @@ class _Linearizer:
                 self.pager = True
 
     def image(self, el, flags: int, figure) -> None:
-        self.flush()
-        src = el.get("src") or el.get("data-src") or el.get("data-original") or ""
-        src = src.strip()
+        if self.started:
+            self.flush()
+        src = (el.get("src") or el.get("data-src") or el.get("data-original") or "").strip()
         if not src or src.startswith("data:"):
             return
         for attr in ("width", "height"):
             value = el.get(attr)
             if value and value.strip().isdigit() and int(value) < 30:
-                return  # spacers, icons
-        self.items.append(
-            _Image(src, el.get("alt") or "", el, flags | (_CAPHINT & 0), figure, self.href)
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Text rules
-# --------------------------------------------------------------------------------------------
-
-_DATE_RE = re.compile(
-    r"updated\s*[:\uff1a]\s*(\d{4})\s*[-/.\u5e74]\s*(\d{1,2})\s*[-/.\u6708]\s*(\d{1,2})", re.I
-)
-_PAREN_RE = re.compile(r"^[(\uff08]\s*(.*?)\s*[)\uff09]$", re.S)
-_BRACKET_RE = re.compile(r"^(?:\[.*\]|\u3010.*\u3011)$", re.S)
-_FILENAME_RE = re.compile(r"^[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp|tiff?)$", re.I)
-_FOOTER_RE = re.compile(r"copyright|\u00a9|icp\s*\u5907|icp\s*\d|all rights reserved", re.I)
-_PAGER_TOKENS = frozenset(
-    ["<", ">", "<<", ">>", "\u00ab", "\u00bb", "\u2039", "\u203a", "...", "\u2026", "|",
-     "prev", "previous", "next", "first", "last", "page", "of", "\u4e0a\u4e00\u9875",
-     "\u4e0b\u4e00\u9875", "\u9996\u9875", "\u5c3e\u9875", "\u672b\u9875"]
-)
-_SOURCE_PREFIX = re.compile(r"^(?:source|from)\s*[:\uff1a]\s*", re.I)
-_TITLE_SPLIT = re.compile(r"\s+[-\u2013\u2014|]\s+|\s*[_|]\s*")
-_BREADCRUMB = re.compile(r"^(?:home|\u9996\u9875)\s*(?:>|\u00bb|/|\u203a)", re.I)
-_TITLE_HINT = re.compile(r"title|headline|tit\b|hd\b", re.I)
-
-
-def _pager_numbers(text: str) -> list[int] | None:
-    """Page numbers of a text-only pager block (``< 1 2 3 >``), or None if it is not one."""
-    tokens = text.lower().split()
-    if not tokens or len(tokens) > 40:
-        return None
-    numbers = []
-    for tok in tokens:
-        if tok.isdigit() and len(tok) <= 3:
-            numbers.append(int(tok))
-        elif tok not in _PAGER_TOKENS:
-            return None
-    return numbers or None
-
-
-def _is_footer(text: str) -> bool:
-    return len(text) < 300 and _FOOTER_RE.search(text) is not None
-
-
-def _parse_date(text: str) -> tuple[date, int, int] | None:
-    """The ``Updated:`` date in ``text`` with the match's start and end, or None."""
-    for m in _DATE_RE.finditer(text):
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3])), m.start(), m.end()
-        except ValueError:
-            continue
-    return None
-
-
-def _source_from_prefix(prefix: str) -> str | None:
-    """The source in the part of a dateline before ``Updated:``."""
-    prefix = prefix.strip().rstrip("|\u00a6/\uff5c").strip()
-    if not prefix:
-        return None
-    m = _PAREN_RE.match(prefix)
-    if m:
-        return m[1].strip() or None
-    segments = [s.strip() for s in re.split(r"[|\uff5c\u00a6]", prefix) if s.strip()]
-    for seg in reversed(segments):
-        if seg.lower().startswith("by "):
-            continue
-        m = _PAREN_RE.match(seg)
-        if m:
-            return m[1].strip() or None
-        seg = _SOURCE_PREFIX.sub("", seg).strip()
-        return seg or None
-    return None
-
-
-def _source_line(text: str) -> str | None:
-    """The source of a line that is a parenthesised source, e.g. ``( chinadaily.com.cn)``."""
-    if len(text) > 80:
-        return None
-    m = _PAREN_RE.match(text)
-    if m:
-        inner = m[1].strip()
-        return inner or None
-    m = _SOURCE_PREFIX.match(text)
-    if m:
-        return text[m.end():].strip() or None
-    return None
-
-
-def _title_quality(text: str, page_title: str, segments: list[str]) -> int:
-    """How well ``text`` matches the ``<title>``: 3 exact first part, 2 prefix, 1 a later part."""
-    if not page_title:
-        return 0
-    low = text.lower()
-    if segments and low == segments[0]:
-        return 3
-    if len(low) >= 8 and (page_title.startswith(low) or low.startswith(segments[0]) and len(segments[0]) >= 8):
-        return 2
-    if low in segments[1:]:
-        return 1
-    return 0
+                return  # spacers and icons
+        self.items.append(_Image(src, el, flags, figure, self.href))
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,27 +544,28 @@ def extract_article(html: str, url: str) -> ArticlePage:
     root = _parse(html)
     if root is None:
         return ArticlePage(None, None, None, ())
-    base = _base_url(root, url)
+    base, raw_title = _head_info(root, url)
     ref = parse_article_url(url)
     current_page = ref.page if ref else 1
-    lin = _Linearizer(ref.article_key if ref else None, base)
+    key = ref.article_key if ref else None
+    scan_pager = bool(key) and isinstance(html, str) and f"c_{key}" in html
+    lin = _Linearizer(key, base, scan_pager)
     body_el = root.find("body")
     lin.stack.append((root, 0, 0, None))
     lin.walk(body_el if body_el is not None else root, 0, 0, None)
     items = lin.items
-    blocks = [(i, it) for i, it in enumerate(items) if it.__class__ is _Block]
 
-    page_title = _title_text(root).lower()
-    segments = [s.strip() for s in _TITLE_SPLIT.split(page_title) if s.strip()] if page_title else []
+    page_title = raw_title.lower()
+    segments = [s.strip() for s in _TITLE_SPLIT.split(page_title) if s.strip()] or [""]
     section = SECTION_NAME.lower()
 
-    # -- the date line -------------------------------------------------------------------------
+    # -- the date line: the first "Updated:" outside menus ----------------------------------
     date_idx = None
     published_on = None
     source = None
     fallback = None
-    for i, b in blocks:
-        if "pdated" not in b.text and "PDATED" not in b.text:
+    for i, b in enumerate(items):
+        if b.__class__ is not _Block or b.kind != K_DATE:
             continue
         found = _parse_date(b.text)
         if found is None:
@@ -514,23 +574,18 @@ def extract_article(html: str, url: str) -> ArticlePage:
             if fallback is None:
                 fallback = (i, found)
             continue
-        date_idx, (published_on, start, _end) = i, found
-        source = _source_from_prefix(b.text[:start])
+        date_idx, (published_on, pos) = i, found
         break
     if date_idx is None and fallback is not None:
-        date_idx, (published_on, start, _end) = fallback
-        source = _source_from_prefix(items[date_idx].text[:start])
+        date_idx, (published_on, pos) = fallback
+    if date_idx is not None:
+        source = _source_from_prefix(items[date_idx].text[:pos])
 
-    # -- the title -----------------------------------------------------------------------------
+    # -- the title ---------------------------------------------------------------------------
     def eligible(b: _Block) -> bool:
-        low = b.text.lower()
-        if low == section or b.flags & _FIGCAP or b.n > 300:
+        if b.kind != K_TEXT or b.flags & _FIGCAP or b.n > 300 or b.text.lower() == section:
             return False
-        if _PAREN_RE.match(b.text) or _BRACKET_RE.match(b.text) or _FILENAME_RE.match(b.text):
-            return False
-        if _is_footer(b.text) or _pager_numbers(b.text) is not None or _BREADCRUMB.match(b.text):
-            return False
-        if _DATE_RE.search(b.text):
+        if _BREADCRUMB.match(b.text):
             return False
         if b.level:
             return True
@@ -539,7 +594,7 @@ def extract_article(html: str, url: str) -> ArticlePage:
     def pick_title(cands: list[tuple[int, _Block]]) -> tuple[int, _Block] | None:
         if not cands:
             return None
-        scored = [(_title_quality(b.text, page_title, segments), i, b) for i, b in cands]
+        scored = [(_title_quality(b.text.lower(), page_title, segments), i, b) for i, b in cands]
         best = [c for c in scored if c[0] >= 2]
         if best:
             best.sort(key=lambda c: -c[0])
@@ -549,37 +604,45 @@ def extract_article(html: str, url: str) -> ArticlePage:
             if b.level:
                 return i, b
         for _q, i, b in pool:
-            cls = f"{b.elem.get('class') or ''} {b.elem.get('id') or ''}" if b.elem is not None else ""
-            if _TITLE_HINT.search(cls):
+            elem = b.elem
+            hint = f"{elem.get('class') or ''} {elem.get('id') or ''}" if elem is not None else ""
+            if _TITLE_HINT.search(hint):
                 return i, b
         return pool[0][1], pool[0][2]
 
+    if date_idx is not None:
+        # Nearest first: the title sits just above the source and date lines.
+        cands = []
+        i = date_idx - 1
+        while i >= 0 and len(cands) < 8 and date_idx - i <= 40:
+            b = items[i]
+            if b.__class__ is _Block and eligible(b):
+                cands.append((i, b))
+            i -= 1
+        picked = pick_title(cands)
+    else:
+        cands = []
+        for i, b in enumerate(items):
+            if b.__class__ is _Block and eligible(b) and (
+                b.level or _title_quality(b.text.lower(), page_title, segments) >= 2
+            ):
+                cands.append((i, b))
+                if len(cands) >= 10:
+                    break
+        picked = pick_title(cands)
     title_idx = None
     title = None
-    if date_idx is not None:
-        cands = []
-        for i, b in reversed(blocks):
-            if i >= date_idx:
-                continue
-            if len(cands) >= 8 or date_idx - i > 40:
-                break
-            if eligible(b):
-                cands.append((i, b))
-        picked = pick_title(cands)  # nearest first
-    else:
-        cands = [(i, b) for i, b in blocks if eligible(b)]
-        headed = [c for c in cands if c[1].level or _title_quality(c[1].text, page_title, segments) >= 2]
-        picked = pick_title(headed[:10])
     if picked is not None:
         title_idx, title = picked[0], picked[1].text
-    elif segments:
-        title = clean_text(_TITLE_SPLIT.split(_title_text(root))[0]) or None
+    elif raw_title:
+        title = _clean(_TITLE_SPLIT.split(raw_title)[0]) or None
 
-    # -- the source ----------------------------------------------------------------------------
+    # -- the source line between title and date ---------------------------------------------
     if source is None and title_idx is not None:
         end = date_idx if date_idx is not None else min(title_idx + 4, len(items))
-        for i, b in blocks:
-            if title_idx < i < end:
+        for i in range(title_idx + 1, end):
+            b = items[i]
+            if b.__class__ is _Block:
                 found_source = _source_line(b.text)
                 if found_source:
                     source = found_source
@@ -587,200 +650,200 @@ def extract_article(html: str, url: str) -> ArticlePage:
                         title_idx = i  # the body starts after the source line
                         break
 
-    # -- the body ------------------------------------------------------------------------------
+    # -- the body ----------------------------------------------------------------------------
     anchor = date_idx if date_idx is not None else title_idx
     start = anchor + 1 if anchor is not None else 0
-    paragraphs, images = _body(items, lin.spans, start, source is None and date_idx is not None,
-                               base, page_title)
-    if paragraphs and paragraphs[0][1] == "source":
-        source = paragraphs.pop(0)[0]
-    texts = tuple(p for p, _kind in paragraphs)
+    paragraphs, images, late_source = _body(items, lin.spans, start,
+                                            source is None and date_idx is not None, base)
+    if late_source:
+        source = late_source
 
-    # -- the pager -----------------------------------------------------------------------------
+    # -- the pager ---------------------------------------------------------------------------
     others: dict[int, str] = {}
     for page, link in lin.page_links:
         if page != current_page and page not in others:
             others[page] = link
     numbers = [page for page, _ in lin.page_links]
     text_pager = False
-    for _i, b in blocks:
-        if b.pager or (b.n <= 40 and b.text[:1] in "<>«»‹›.…0123456789|pPnN上下首"):
+    for i in range(start, len(items)):
+        b = items[i]
+        if b.__class__ is _Block and (b.kind == K_PAGER or b.pager) and b.n <= 80:
             nums = _pager_numbers(b.text)
-            if nums:
-                if b.pager or len(nums) >= 2 or b.text[:1] in "<>«»‹›":
-                    numbers.extend(nums)
-                    text_pager = True
-    page_count = None
-    if others or text_pager:
-        page_count = max(numbers + [current_page])
-    page_links = tuple(others[p] for p in sorted(others))
+            if nums and (b.pager or len(nums) >= 2 or b.text[0] in "<>\u00ab\u00bb\u2039\u203a"):
+                numbers.extend(nums)
+                text_pager = True
+    page_count = max(numbers + [current_page]) if others or text_pager else None
     return ArticlePage(
         title=title,
         source=source,
         published_on=published_on,
-        paragraphs=texts,
+        paragraphs=tuple(paragraphs),
         images=tuple(images),
-        page_links=page_links,
+        page_links=tuple(others[p] for p in sorted(others)),
         page_count=page_count,
     )
 
 
-def _body(items: list, spans: dict, start: int, source_open: bool, base: str,
-          page_title: str) -> tuple[list[tuple[str, str]], list[PageImage]]:
-    """Paragraphs (text, kind) and images of the body region that starts at ``items[start]``."""
+def _body(items: list, spans: dict, start: int, source_open: bool,
+          base: str) -> tuple[list[str], list[PageImage], str | None]:
+    """Paragraphs, images and a late source line of the body region from ``items[start]``."""
     n = len(items)
-    # Pass 1: where the region ends, and which blocks look like body text.
-    good = [0] * n  # text length of paragraph-like blocks
-    bad = [0] * n  # text length of link lists / boilerplate
+    # Pass 1: where the region ends (footer, or a pager once text was seen) and how much
+    # paragraph text (good) and link/boilerplate text (bad) each block holds.
     end = n
+    good: list[int] = []
+    bad: list[int] = []
     body_seen = False
     after_image = False
     for i in range(start, n):
-        it = items[i]
-        if it.__class__ is _Image:
+        b = items[i]
+        g = d = 0
+        if b.__class__ is _Image:
             after_image = True
-            continue
-        b = it
-        text = b.text
-        if _is_footer(text):
-            end = i
-            break
-        if b.pager or (_pager_numbers(text) is not None and b.n <= 40):
-            if body_seen:
+        else:
+            kind = b.kind
+            if kind == K_FOOTER:
                 end = i
                 break
-            continue
-        if b.flags & _NAV or b.linky():
-            bad[i] = b.n
-            after_image = False
-            continue
-        if _FILENAME_RE.match(text):
-            continue
-        if b.flags & _FIGCAP or (after_image and (_BRACKET_RE.match(text) or b.flags & _CAPHINT)):
-            after_image = False
-            continue
-        after_image = False
-        good[i] = b.n
-        body_seen = True
+            if kind == K_PAGER or b.pager:
+                if body_seen:
+                    end = i
+                    break
+            elif b.flags & _NAV or b.linky():
+                d = b.n
+                after_image = False
+            elif kind == K_FILENAME:
+                pass
+            elif b.flags & _FIGCAP or (after_image and (kind == K_BRACKET or b.flags & _CAPHINT)):
+                after_image = False
+            else:
+                after_image = False
+                g = b.n
+                body_seen = True
+        good.append(g)
+        bad.append(d)
 
-    # Pass 2: the body container — the element with the most body text for the least link text.
-    container_span = (start, end)
+    # Pass 2: the body container — the element with the most paragraph text for the least
+    # link text; on a tie the larger one (it may hold images beside the text).
+    c_start, c_end = start, end
     candidates: dict = {}
-    for i in range(start, end):
-        if good[i]:
-            el = items[i].elem
+    for j, g in enumerate(good):
+        if g:
+            el = items[start + j].elem
             while el is not None and el not in candidates:
                 span = spans.get(el)
                 if span is not None:
                     candidates[el] = span
                 el = el.getparent()
     if candidates:
-        prefix_good = [0] * (n + 1)
-        prefix_bad = [0] * (n + 1)
-        for i in range(n):
-            prefix_good[i + 1] = prefix_good[i] + (good[i] if start <= i < end else 0)
-            prefix_bad[i + 1] = prefix_bad[i] + (bad[i] if start <= i < end else 0)
-        total = prefix_good[n]
+        size = len(good)
+        pg = [0] * (size + 1)
+        pb = [0] * (size + 1)
+        for j in range(size):
+            pg[j + 1] = pg[j] + good[j]
+            pb[j + 1] = pb[j] + bad[j]
+        total = pg[size]
         best_key = None
-        best_span = None
         for el, (s, e) in candidates.items():
-            score = (prefix_good[e] - prefix_good[s]) - (prefix_bad[e] - prefix_bad[s])
-            hint = f"{el.get('class') or ''} {el.get('id') or ''}"
-            if hint.strip() and _CONTENT_HINT.search(hint):
+            s2 = min(max(s - start, 0), size)
+            e2 = min(max(e - start, 0), size)
+            score = (pg[e2] - pg[s2]) - (pb[e2] - pb[s2])
+            cls, ident = el.get("class"), el.get("id")
+            if (cls or ident) and _CONTENT_HINT.search(f"{cls} {ident}"):
                 score += 0.1 * total
             key = (score, e - s)
             if best_key is None or key > best_key:
-                best_key, best_span = key, (s, e)
-        container_span = best_span
+                best_key, c_start, c_end = key, s, e
 
-    # Pass 3: collect paragraphs and images in order.
-    c_start, c_end = container_span
-    paragraphs: list[tuple[str, str]] = []
+    # Pass 3: paragraphs and images in order.
+    paragraphs: list[str] = []
+    heads: list[bool] = []  # whether each paragraph looks like a heading
     images: list[list] = []  # [url, caption, figure]
-    pending: list[int] = []  # images waiting for a caption line
-    first_text = None
     fig_captions: dict = {}
+    pending: list[int] = []  # images waiting for a caption line (-1: an image not kept)
+    late_source = None
+    seen_text = False
     for i in range(start, end):
-        it = items[i]
+        b = items[i]
         inside = c_start <= i < c_end
-        if it.__class__ is _Image:
-            keep = inside or first_text is None
-            if keep and it.flags & _NAV:
-                keep = False
-            if keep and it.href is not None:
-                href = it.href.strip().lower().split("?")[0]
-                if not href.endswith((".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")) and href not in ("", "#"):
-                    keep = False
+        if b.__class__ is _Image:
+            keep = (inside or not seen_text) and not b.flags & _NAV
+            if keep and b.href is not None:
+                href = b.href.strip().lower().split("?")[0]
+                if href not in ("", "#") and not href.endswith(
+                    (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
+                ):
+                    keep = False  # a thumbnail linking to another page
             if keep:
-                images.append([urljoin(base, it.src), None, it.figure])
+                images.append([urljoin(base, b.src), None, b.figure])
                 pending.append(len(images) - 1)
             else:
                 pending.append(-1)
             continue
-        b = it
-        text = b.text
-        if _FILENAME_RE.match(text):
+        kind = b.kind
+        if kind == K_FILENAME:
             continue
+        text = b.text
+        is_caption = False
         if b.flags & _FIGCAP:
             if b.figure is not None:
                 prev = fig_captions.get(b.figure)
                 fig_captions[b.figure] = f"{prev} {text}" if prev else text
                 pending = []
                 continue
-            b_is_caption = True
-        else:
-            b_is_caption = False
-        if pending and (b_is_caption or _BRACKET_RE.match(text) or b.flags & _CAPHINT):
+            is_caption = True
+        if pending and (is_caption or kind == K_BRACKET or b.flags & _CAPHINT):
             for k in pending:
                 if k >= 0 and images[k][1] is None:
                     images[k][1] = text
             pending = []
             continue
         pending = []
-        if not inside:
+        if not inside or kind == K_PAGER or kind == K_COLLAPSED or b.pager or b.flags & _NAV:
+            if kind == K_COLLAPSED and inside and paragraphs:
+                _drop_trailing_headings(paragraphs, heads)
+                break
             continue
-        if b.pager or (b.n <= 40 and _pager_numbers(text) is not None):
+        if b.linky() and (b.listy() or b.n < 25):
+            if paragraphs:
+                # A link list after the text: related stories, a sidebar. The body ends here.
+                _drop_trailing_headings(paragraphs, heads)
+                break
             continue
-        if b.flags & _NAV:
+        if text.lower() == SECTION_NAME.lower():
             continue
-        if b.linky():
-            if b.listy() or b.n < 25:
-                if paragraphs:
-                    _drop_trailing_headings(paragraphs)
-                    break
-                continue
-        low = text.lower()
-        if low == SECTION_NAME.lower():
-            continue
-        if first_text is None:
-            first_text = i
-            if source_open and _source_line(text) and not paragraphs:
-                paragraphs.append((_source_line(text) or "", "source"))
-                continue
-        paragraphs.append((text, "h" if b.level or _is_title_like(b) else "p"))
+        if not seen_text:
+            seen_text = True
+            if source_open and kind == K_PAREN and not paragraphs:
+                late_source = _source_line(text)
+                if late_source:
+                    continue
+        paragraphs.append(text)
+        heads.append(bool(b.level) or _is_title_like(b))
     for img in images:
         if img[1] is None and img[2] is not None:
             img[1] = fig_captions.get(img[2])
-    return paragraphs, [PageImage(url=u, caption=c) for u, c, _f in images]
+    return paragraphs, [PageImage(url=u, caption=c) for u, c, _f in images], late_source
 
 
 def _is_title_like(b: _Block) -> bool:
-    if b.n > 60 or b.text[-1:] in '.!?"\u201d\u3002;)':
+    """A short line without a full stop set as a heading (bold, or a title-like class)."""
+    if b.n > 60 or b.text[-1] in _TERMINAL:
         return False
     elem = b.elem
     if elem is None:
         return False
-    hint = f"{elem.get('class') or ''} {elem.get('id') or ''}"
-    return bool(hint.strip() and _TITLE_HINT.search(hint)) or (
-        elem.tag in ("strong", "b") or (len(elem) == 1 and elem[0].tag in ("strong", "b")
-                                          and not (elem.text or "").strip())
-    )
+    cls, ident = elem.get("class"), elem.get("id")
+    if (cls or ident) and _TITLE_HINT.search(f"{cls} {ident}"):
+        return True
+    return len(elem) == 1 and elem[0].tag in ("strong", "b") and not (elem.text or "").strip()
 
 
-def _drop_trailing_headings(paragraphs: list[tuple[str, str]]) -> None:
+def _drop_trailing_headings(paragraphs: list[str], heads: list[bool]) -> None:
     """Drop the heading of a link list ("Related stories") left at the end of the body."""
-    while paragraphs and paragraphs[-1][1] == "h":
+    while paragraphs and heads[-1]:
         paragraphs.pop()
+        heads.pop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -804,7 +867,7 @@ def extract_listing(html: str, url: str) -> ListingPage:
     root = _parse(html)
     if root is None:
         return ListingPage((), ())
-    base = _base_url(root, url)
+    base, _title = _head_info(root, url)
     here = parse_listing_url(url)
     articles: list[str] = []
     seen_articles: set[str] = set()
@@ -837,7 +900,7 @@ def find_section_url(html: str, url: str, name: str = SECTION_NAME) -> str | Non
     root = _parse(html)
     if root is None:
         return None
-    base = _base_url(root, url)
+    base, _title = _head_info(root, url)
     wanted = clean_text(name).lower()
     by_text: list[str] = []
     by_title: list[str] = []
