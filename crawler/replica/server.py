@@ -31,9 +31,12 @@ class _Handler(BaseHTTPRequestHandler):
             response = server.site.respond(host_header, self.path, dict(self.headers.items()))
         except Exception as exc:  # noqa: BLE001 - a bug must reach the test as a 500 and be counted
             server.errors.append(exc)
-            self.send_error(500)
             server.record(host_header, self.path, 500)
+            self.send_error(500)
             return
+        # Recorded before the client can see the answer, so a test reading ``requests`` right
+        # after a response never misses it.
+        server.record(host_header, self.path, response.status)
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -41,7 +44,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(response.body)
-        server.record(host_header, self.path, response.status)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         # Silent: tests and benchmarks read ReplicaServer.requests instead of a log.
