@@ -793,9 +793,10 @@ def _body(items: list, spans: dict, start: int, source_open: bool,
                 continue
             is_caption = True
         if pending and (is_caption or kind == K_BRACKET or b.flags & _CAPHINT):
-            for k in pending:
-                if k >= 0 and images[k][1] is None:
-                    images[k][1] = text
+            # The caption line belongs to the image right above it, not to earlier ones.
+            k = pending[-1]
+            if k >= 0 and images[k][1] is None:
+                images[k][1] = text
             pending = []
             continue
         pending = []
