@@ -30,8 +30,15 @@ FIGURE_TEMPLATES = frozenset({"chinadaily", "html5"})
 
 # Inner text of the source parentheses as shown (odd spacing included); the truth is its clean text.
 SOURCES = (
-    "China Daily", " chinadaily.com.cn", "exploringtianjin.com", "Xinhua", "Xinhua ",
-    "chinadaily.com.cn", "\u00a0China Daily", "Tianjin Daily", "China Daily ",
+    "China Daily",
+    " chinadaily.com.cn",
+    "exploringtianjin.com",
+    "Xinhua",
+    "Xinhua ",
+    "chinadaily.com.cn",
+    "\u00a0China Daily",
+    "Tianjin Daily",
+    "China Daily ",
 )
 BYLINE_TAIL = (" in Tianjin", " in Tianjin", "", " and {other}")
 
@@ -214,7 +221,11 @@ class Layout:
             for _ in range(rng.randrange(1, 4)):
                 page = 1 if rng.random() < 0.5 else rng.randrange(1, head.page_count + 1)
                 has_caption = rng.random() < 0.8
-                caption = writer.caption(descriptive=figure and rng.random() < 0.4) if has_caption else None
+                caption = (
+                    writer.caption(descriptive=figure and rng.random() < 0.4)
+                    if has_caption
+                    else None
+                )
                 image = ReplicaImage(
                     src_path=f"/att/{d.year:04d}{d.month:02d}{d.day:02d}/{rng.randrange(10**18, 10**19)}.jpeg",
                     alt=f"{rng.getrandbits(96):024x}.jpg",

@@ -41,7 +41,9 @@ def attr(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def noisy_html(text: str, rng: random.Random, links: tuple[str, ...] = (), inline: bool = True) -> str:
+def noisy_html(
+    text: str, rng: random.Random, links: tuple[str, ...] = (), inline: bool = True
+) -> str:
     """Inner HTML that shows ``text``: entities, odd spaces, ``<br>`` for a space, inline tags.
 
     A ``<br>`` always stands where the text has a space, and the contract is that a ``<br>``
@@ -60,7 +62,9 @@ def noisy_html(text: str, rng: random.Random, links: tuple[str, ...] = (), inlin
             html_words[end - 1] += "</strong>"
         elif roll < 0.32 and links:
             end = start + rng.randrange(1, 3)
-            html_words[start] = f'<a href="{attr(rng.choice(links))}" target="_blank">' + html_words[start]
+            html_words[start] = (
+                f'<a href="{attr(rng.choice(links))}" target="_blank">' + html_words[start]
+            )
             html_words[end - 1] += "</a>"
         elif roll < 0.42:
             end = start + rng.randrange(1, 3)
@@ -94,7 +98,9 @@ def noisy_html(text: str, rng: random.Random, links: tuple[str, ...] = (), inlin
 
 def pager_numbers(current: int, total: int, window: int = 2) -> list[int | None]:
     """Page numbers a pager shows: 1, ``total`` and ``current`` +- ``window``; None marks a gap."""
-    shown = sorted({1, total} | {p for p in range(current - window, current + window + 1) if 1 <= p <= total})
+    shown = sorted(
+        {1, total} | {p for p in range(current - window, current + window + 1) if 1 <= p <= total}
+    )
     out: list[int | None] = []
     previous = 0
     for p in shown:
@@ -112,7 +118,9 @@ def relative(from_path: str, to_path: str) -> str:
 
 
 _UNCLOSED_P = re.compile(r"</p>(\s*<p[\s>])")
-_QUOTED_ATTR = re.compile(r'(\s(?:class|id|align|width|size|border|valign|color|target|face|height|lang))="([\w#.%-]+)"')
+_QUOTED_ATTR = re.compile(
+    r'(\s(?:class|id|align|width|size|border|valign|color|target|face|height|lang))="([\w#.%-]+)"'
+)
 _P_OPEN = re.compile(r"<p[\s>]")
 
 
@@ -133,5 +141,5 @@ def malform(html: str) -> str:
     html = html.replace("</body>", "").replace("</html>", "")
     cut = html.rfind("</div>")
     if cut != -1:
-        html = html[:cut] + html[cut + len("</div>"):]
+        html = html[:cut] + html[cut + len("</div>") :]
     return html.rstrip() + "\n"

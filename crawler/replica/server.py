@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 from .site import ReplicaSite
 
@@ -45,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(response.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         # Silent: tests and benchmarks read ReplicaServer.requests instead of a log.
         pass
 
@@ -69,7 +70,7 @@ class ReplicaServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> ReplicaServer:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
         handler = type("ReplicaHandler", (_Handler,), {"replica": self})
@@ -78,7 +79,10 @@ class ReplicaServer:
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"replica-{self.port}", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"replica-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -93,7 +97,7 @@ class ReplicaServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> ReplicaServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -129,5 +133,7 @@ class ReplicaServer:
 
     def _bound_port(self) -> int:
         if self._httpd is None:
-            raise RuntimeError("ReplicaServer is not started: call start() or use it as a context manager")
+            raise RuntimeError(
+                "ReplicaServer is not started: call start() or use it as a context manager"
+            )
         return self.port

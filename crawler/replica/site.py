@@ -35,14 +35,22 @@ MAX_ARTICLES = 1_000_000
 ROLE_POOL = 40
 # Role names, in the order they are given an article when a small site has too few.
 ROLES = (
-    "sixteen_pages", "not_found", "flaky", "broken_page", "gbk", "malformed", "alias_host",
-    "robots_disallowed", "meta_charset",
+    "sixteen_pages",
+    "not_found",
+    "flaky",
+    "broken_page",
+    "gbk",
+    "malformed",
+    "alias_host",
+    "robots_disallowed",
+    "meta_charset",
 )
 FAULT_ROLES = frozenset({"not_found", "flaky", "broken_page", "gbk", "malformed", "meta_charset"})
 
 _ARTICLE_PATH = re.compile(r"^/(\d{4})-(\d{2})/(\d{2})/c_(\d+)(?:_(\d+))?\.htm$")
 _LISTING_PATH = re.compile(r"^/n_(\d+)(?:_(\d+))?\.htm$")
 _IMAGE_PATH = re.compile(r"^/(?:att/\d{8}/\d{19}\.jpeg|images/[\w.-]+\.(?:jpg|png))$")
+
 
 def _tiny_jpeg() -> bytes:
     """A valid 1x1 grey baseline JPEG: one 8x8 block whose coefficients are all zero.
@@ -62,8 +70,20 @@ def _tiny_jpeg() -> bytes:
 
 _JPEG = _tiny_jpeg()
 
-_SECTION_NAMES = ("Business", "Culture &amp; Heritage", "Travel", "Living Here", "Districts", "Photos")
-_UPDATES_LABELS = ("Tianjin Updates", "Tianjin&nbsp;Updates", "<span>Tianjin</span> Updates", " Tianjin Updates ")
+_SECTION_NAMES = (
+    "Business",
+    "Culture &amp; Heritage",
+    "Travel",
+    "Living Here",
+    "Districts",
+    "Photos",
+)
+_UPDATES_LABELS = (
+    "Tianjin Updates",
+    "Tianjin&nbsp;Updates",
+    "<span>Tianjin</span> Updates",
+    " Tianjin Updates ",
+)
 
 
 class _FaultMap(dict[str, Fault]):
@@ -161,8 +181,15 @@ class ReplicaSite:
                 forced[roles[role]] = 1
         chinese = frozenset(roles[r] for r in ("gbk", "meta_charset") if r in roles)
         self._layout = Layout(
-            seed=seed, size=articles, templates=chosen, base_id=base_id, gap=gap,
-            per_day=per_day, newest=newest, forced_pages=forced, chinese=chinese,
+            seed=seed,
+            size=articles,
+            templates=chosen,
+            base_id=base_id,
+            gap=gap,
+            per_day=per_day,
+            newest=newest,
+            forced_pages=forced,
+            chinese=chinese,
         )
         self._head = functools.lru_cache(maxsize=8192)(self._layout.head)
         self._draft = functools.lru_cache(maxsize=256)(self._make_draft)
@@ -172,7 +199,9 @@ class ReplicaSite:
         self._lock = threading.Lock()
         self.faults: dict[str, Fault] = _FaultMap(self._reset_hits)
         kept = {name: i for name, i in roles.items() if faults or name not in FAULT_ROLES}
-        self.fault_keys: dict[str, str] = {name: self._head(i).key for name, i in sorted(kept.items())}
+        self.fault_keys: dict[str, str] = {
+            name: self._head(i).key for name, i in sorted(kept.items())
+        }
         """Role name -> article key: "not_found", "flaky", "broken_page", "gbk", "meta_charset",
         "malformed" (faults only), "sixteen_pages", "listed_twice", "alias_host", "robots_disallowed"."""
         if faults:
@@ -238,7 +267,9 @@ class ReplicaSite:
         entries = self._size + (1 if self.dup_page else 0)
         dup_at = self.dup_page * self.per_page if self.dup_page else entries
         start = (page - 1) * self.per_page
-        return [j if j < dup_at else j - 1 for j in range(start, min(start + self.per_page, entries))]
+        return [
+            j if j < dup_at else j - 1 for j in range(start, min(start + self.per_page, entries))
+        ]
 
     # -- faults and robots -----------------------------------------------------------------
 
@@ -253,7 +284,11 @@ class ReplicaSite:
             self.faults[paths("flaky")[0]] = Fault.FLAKY
         if "broken_page" in roles:
             self.faults[paths("broken_page")[1]] = Fault.BROKEN
-        for role, fault in (("gbk", Fault.GBK), ("meta_charset", Fault.META_CHARSET_ONLY), ("malformed", Fault.MALFORMED)):
+        for role, fault in (
+            ("gbk", Fault.GBK),
+            ("meta_charset", Fault.META_CHARSET_ONLY),
+            ("malformed", Fault.MALFORMED),
+        ):
             if role in roles:
                 for path in paths(role):
                     self.faults[path] = fault
@@ -263,7 +298,13 @@ class ReplicaSite:
             self._hits.pop(path, None)
 
     def robots_txt(self) -> str:
-        lines = ["# Replica of the Tianjin Updates site", "User-agent: BadBot", "Disallow: /", "", "User-agent: *"]
+        lines = [
+            "# Replica of the Tianjin Updates site",
+            "User-agent: BadBot",
+            "Disallow: /",
+            "",
+            "User-agent: *",
+        ]
         lines += [f"Disallow: {p}" for p in self.disallowed_paths]
         return "\n".join(lines) + "\n"
 
@@ -323,15 +364,21 @@ class ReplicaSite:
             body="\n\n".join(paragraphs),
             page_count=total,
             complete=len(reached) == total,
-            images=tuple((pos, im.src_path, im.caption) for pos, im in enumerate(fetched_images, 1)),
+            images=tuple(
+                (pos, im.src_path, im.caption) for pos, im in enumerate(fetched_images, 1)
+            ),
         )
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def respond(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> ReplicaResponse:
+    def respond(
+        self, host: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> ReplicaResponse:
         """Render the response to ``GET path`` sent with ``Host: host`` (pure, except FLAKY counters)."""
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        return self._compress(self._respond(host or "127.0.0.1", urlsplit(path).path or "/"), lowered)
+        return self._compress(
+            self._respond(host or "127.0.0.1", urlsplit(path).path or "/"), lowered
+        )
 
     def _respond(self, host: str, path: str) -> ReplicaResponse:
         fault = self.faults.get(path)
@@ -348,7 +395,11 @@ class ReplicaSite:
                         return self._error(fault.status or 502)
         gbk = fault is not None and fault.kind in (FaultKind.GBK, FaultKind.META_CHARSET_ONLY)
         response = self._route(host, path, "gbk" if gbk else "utf-8")
-        if fault is None or response.status != 200 or not response.headers["Content-Type"].startswith("text/html"):
+        if (
+            fault is None
+            or response.status != 200
+            or not response.headers["Content-Type"].startswith("text/html")
+        ):
             return response
         text = response.body.decode("utf-8")
         if fault.kind is FaultKind.MALFORMED:
@@ -362,10 +413,16 @@ class ReplicaSite:
     def _look(self):  # type: ignore[no-untyped-def]
         return TEMPLATE_CLASSES[self.templates[0]]
 
-    def _ctx(self, host: str, path: str, charset: str = "utf-8", most_read: Iterable[Link] = ()) -> Ctx:
+    def _ctx(
+        self, host: str, path: str, charset: str = "utf-8", most_read: Iterable[Link] = ()
+    ) -> Ctx:
         return Ctx(
-            host=host, path=path, charset=charset, section_path=self.section_path,
-            sections=self.sections, most_read=tuple(most_read),
+            host=host,
+            path=path,
+            charset=charset,
+            section_path=self.section_path,
+            sections=self.sections,
+            most_read=tuple(most_read),
         )
 
     def _route(self, host: str, path: str, charset: str) -> ReplicaResponse:
@@ -373,7 +430,9 @@ class ReplicaSite:
             featured = [self._link(host, i, "/", 2 * (i % 2)) for i in range(min(5, self._size))]
             return self._html(200, self._look().home(self._ctx(host, path, charset), featured))
         if path == "/robots.txt":
-            return ReplicaResponse(200, {"Content-Type": "text/plain; charset=utf-8"}, self.robots_txt().encode())
+            return ReplicaResponse(
+                200, {"Content-Type": "text/plain; charset=utf-8"}, self.robots_txt().encode()
+            )
         if _IMAGE_PATH.match(path):
             return ReplicaResponse(200, {"Content-Type": "image/jpeg"}, _JPEG)
         m = _ARTICLE_PATH.match(path)
@@ -383,7 +442,10 @@ class ReplicaSite:
                 head = self._head(index)
                 page = int(m[5]) if m[5] else 1
                 if 1 <= page <= head.page_count and head.path(page) == path:
-                    most_read = [self._link(host, (index + k) % self._size, path, k % 2 * 2) for k in range(1, 7)]
+                    most_read = [
+                        self._link(host, (index + k) % self._size, path, k % 2 * 2)
+                        for k in range(1, 7)
+                    ]
                     most_read = [link for link in most_read if link.href != path]
                     ctx = self._ctx(host, path, charset, most_read)
                     html = TEMPLATE_CLASSES[head.template].article(ctx, self._draft(index), page)
@@ -395,7 +457,12 @@ class ReplicaSite:
                 return self._listing(host, path, page, charset)
             if m[1] == self.node and page == 1:
                 return ReplicaResponse(
-                    301, {"Location": f"http://{host}{self.section_path}", "Content-Type": "text/html; charset=utf-8"}, b""
+                    301,
+                    {
+                        "Location": f"http://{host}{self.section_path}",
+                        "Content-Type": "text/html; charset=utf-8",
+                    },
+                    b"",
                 )
             if path in self._other_sections:
                 ctx = self._ctx(host, path, charset)
@@ -412,7 +479,12 @@ class ReplicaSite:
                 netloc = f"{self.alias_host}:{port}" if port else self.alias_host
                 head = self._head(index)
                 items.append(
-                    Link(self._title_html(head), f"http://{netloc}{head.path()}", head.published_on.isoformat(), thumb=False)
+                    Link(
+                        self._title_html(head),
+                        f"http://{netloc}{head.path()}",
+                        head.published_on.isoformat(),
+                        thumb=False,
+                    )
                 )
             else:
                 # Hrefs of every form a browser resolves: root-relative, relative, absolute, scheme-relative.
@@ -443,8 +515,15 @@ class ReplicaSite:
 
     @staticmethod
     def _error(status: int) -> ReplicaResponse:
-        reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-        body = f"<html><body><h1>{status} {reason.get(status, 'Error')}</h1></body></html>\n".encode()
+        reason = {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }
+        body = (
+            f"<html><body><h1>{status} {reason.get(status, 'Error')}</h1></body></html>\n".encode()
+        )
         return ReplicaResponse(status, {"Content-Type": "text/html; charset=utf-8"}, body)
 
     @staticmethod
@@ -462,7 +541,11 @@ class ReplicaSite:
     def _compress(response: ReplicaResponse, headers: Mapping[str, str]) -> ReplicaResponse:
         # gzip like the real servers when asked; mtime=0 keeps the bytes deterministic.
         kind = response.headers.get("Content-Type", "")
-        if "gzip" in headers.get("accept-encoding", "") and kind.startswith("text/") and len(response.body) > 1024:
+        if (
+            "gzip" in headers.get("accept-encoding", "")
+            and kind.startswith("text/")
+            and len(response.body) > 1024
+        ):
             response.body = gzip.compress(response.body, mtime=0)
             response.headers["Content-Encoding"] = "gzip"
             response.headers["Vary"] = "Accept-Encoding"

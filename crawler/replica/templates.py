@@ -136,8 +136,12 @@ class CmsTemplate(Template):
         )
 
     def _side(self, ctx: Ctx) -> str:
-        items = "".join(f'<li><a href="{attr(link.href)}">{link.html}</a></li>' for link in ctx.most_read)
-        return f'<div class="main_r"><div class="hot"><h3>Most Read</h3><ul>{items}</ul></div></div>\n'
+        items = "".join(
+            f'<li><a href="{attr(link.href)}">{link.html}</a></li>' for link in ctx.most_read
+        )
+        return (
+            f'<div class="main_r"><div class="hot"><h3>Most Read</h3><ul>{items}</ul></div></div>\n'
+        )
 
     def _foot(self, stop: bool, style: int) -> str:
         return f'<div class="footer"><p>{_copyright(stop, style)}</p><p>{_icp(style)}</p></div>\n</body>\n</html>\n'
@@ -150,7 +154,9 @@ class CmsTemplate(Template):
         out.append(f'<div class="art_tit"><h1>{head.title_html}</h1></div>\n<div class="art_info">')
         if head.source_html is not None:
             out.append(f'<span class="art_source">({head.source_html})</span>&nbsp;&nbsp;')
-        out.append(f'<span class="art_time">{_date_line(head, False)}</span></div>\n<div class="art_cont">\n')
+        out.append(
+            f'<span class="art_time">{_date_line(head, False)}</span></div>\n<div class="art_cont">\n'
+        )
         for block in draft.pages[page - 1]:
             if isinstance(block, Para):
                 indent = ' style="text-indent: 2em;"' if block.style < 3 else ""
@@ -160,12 +166,16 @@ class CmsTemplate(Template):
                 if block.name_line:
                     out.append(f'<p style="text-align: center;">{block.image.alt}</p>\n')
                 if block.caption_html is not None:
-                    out.append(f'<p style="text-align: center;"><span style="color: #666;">{block.caption_html}</span></p>\n')
+                    out.append(
+                        f'<p style="text-align: center;"><span style="color: #666;">{block.caption_html}</span></p>\n'
+                    )
         out.append("</div>\n")
         if head.page_count > 1:
             out.append('<div class="page" id="autopage"><center>')
             if page > 1:
-                out.append(f'<a class="prev" href="{_page_href(ctx, head, page - 1, "relative")}">&lt;</a> ')
+                out.append(
+                    f'<a class="prev" href="{_page_href(ctx, head, page - 1, "relative")}">&lt;</a> '
+                )
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append("<span>...</span> ")
@@ -174,7 +184,9 @@ class CmsTemplate(Template):
                 else:
                     out.append(f'<a href="{_page_href(ctx, head, n, "relative")}">{n}</a> ')
             if page < head.page_count:
-                out.append(f'<a class="next" href="{_page_href(ctx, head, page + 1, "relative")}">&gt;</a>')
+                out.append(
+                    f'<a class="next" href="{_page_href(ctx, head, page + 1, "relative")}">&gt;</a>'
+                )
             out.append("</center></div>\n")
         out.append("</div>\n")
         out.append(self._side(ctx))
@@ -184,7 +196,9 @@ class CmsTemplate(Template):
 
     def listing(self, ctx: Ctx, title: str, page: int, total: int, items: Sequence[Link]) -> str:
         out = [self._top(ctx, f"{title} - Exploring Tianjin")]
-        out.append(f'<div class="main">\n<div class="main_l">\n<div class="lm_name">{title}</div>\n<div class="lis">\n')
+        out.append(
+            f'<div class="main">\n<div class="main_l">\n<div class="lm_name">{title}</div>\n<div class="lis">\n'
+        )
         for link in items:
             out.append(
                 f'<div class="lis_box"><h3><a href="{attr(link.href)}" target="_blank">{link.html}</a></h3>'
@@ -195,16 +209,22 @@ class CmsTemplate(Template):
             out.append('<div class="page">')
             if page > 1:
                 out.append(f'<a href="{self.listing_path(ctx, 1)}">First</a> ')
-                out.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">Prev</a> ')
+                out.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">Prev</a> '
+                )
             for n in pager_numbers(page, total, window=3):
                 if n is None:
                     out.append("... ")
                 elif n == page:
                     out.append(f'<span class="cur">{n}</span> ')
                 else:
-                    out.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a> ')
+                    out.append(
+                        f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a> '
+                    )
             if page < total:
-                out.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">Next</a> ')
+                out.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">Next</a> '
+                )
                 out.append(f'<a href="{self.listing_path(ctx, total)}">Last</a>')
             out.append("</div>\n")
         out.append("</div>\n")
@@ -218,7 +238,9 @@ class CmsTemplate(Template):
         out.append('<div class="main">\n<div class="focus"><ul>')
         for link in featured:
             out.append(f'<li><a href="{attr(link.href)}">{link.html}</a></li>')
-        out.append(f'</ul><a class="more" href="{ctx.section_path}">More &gt;&gt;</a></div>\n</div>\n')
+        out.append(
+            f'</ul><a class="more" href="{ctx.section_path}">More &gt;&gt;</a></div>\n</div>\n'
+        )
         out.append(self._foot(True, 1))
         return "".join(out)
 
@@ -240,7 +262,10 @@ class ChinadailyTemplate(Template):
         )
 
     def _side(self, ctx: Ctx) -> str:
-        items = "".join(f'<li><a href="{attr(link.href)}" target="_blank">{link.html}</a></li>' for link in ctx.most_read)
+        items = "".join(
+            f'<li><a href="{attr(link.href)}" target="_blank">{link.html}</a></li>'
+            for link in ctx.most_read
+        )
         return (
             '<div class="rt_art"><div class="mb10"><div class="tt2"><span>Most Popular</span></div>'
             f'<ul class="lisBox">{items}</ul></div></div>\n'
@@ -257,7 +282,11 @@ class ChinadailyTemplate(Template):
 
     def article(self, ctx: Ctx, draft: Draft, page: int) -> str:
         head = draft.head
-        out = [self._top(ctx, f"{escape(head.title)} - Chinadaily.com.cn"), '<div class="main_art">\n', self._crumb(ctx)]
+        out = [
+            self._top(ctx, f"{escape(head.title)} - Chinadaily.com.cn"),
+            '<div class="main_art">\n',
+            self._crumb(ctx),
+        ]
         out.append(f'<div id="lft-art" class="lft_art">\n<h1>{head.title_html}</h1>\n')
         parts = []
         if head.byline:
@@ -287,7 +316,9 @@ class ChinadailyTemplate(Template):
         if head.page_count > 1:
             out.append('<div id="div_currpage">')
             if page > 1:
-                out.append(f'<a href="{_page_href(ctx, head, page - 1, "absolute")}" class="pagestyle">&lt;</a>&nbsp;')
+                out.append(
+                    f'<a href="{_page_href(ctx, head, page - 1, "absolute")}" class="pagestyle">&lt;</a>&nbsp;'
+                )
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append("<span>...</span>&nbsp;")
@@ -296,7 +327,9 @@ class ChinadailyTemplate(Template):
                 else:
                     out.append(f'<a href="{_page_href(ctx, head, n, "absolute")}">{n}</a>&nbsp;')
             if page < head.page_count:
-                out.append(f'<a href="{_page_href(ctx, head, page + 1, "absolute")}" class="pagestyle">&gt;</a>')
+                out.append(
+                    f'<a href="{_page_href(ctx, head, page + 1, "absolute")}" class="pagestyle">&gt;</a>'
+                )
             out.append("</div>\n")
         out.append("</div>\n")
         out.append(self._side(ctx))
@@ -319,7 +352,9 @@ class ChinadailyTemplate(Template):
         if total > 1:
             out.append('<div id="div_currpage">')
             if page > 1:
-                out.append(f'<a href="{self.listing_path(ctx, page - 1)}" class="pagestyle">Previous</a> ')
+                out.append(
+                    f'<a href="{self.listing_path(ctx, page - 1)}" class="pagestyle">Previous</a> '
+                )
             for n in pager_numbers(page, total, window=3):
                 if n is None:
                     out.append("<span>...</span> ")
@@ -328,7 +363,9 @@ class ChinadailyTemplate(Template):
                 else:
                     out.append(f'<a href="{self.listing_path(ctx, n)}">{n}</a> ')
             if page < total:
-                out.append(f'<a href="{self.listing_path(ctx, page + 1)}" class="pagestyle">Next</a>')
+                out.append(
+                    f'<a href="{self.listing_path(ctx, page + 1)}" class="pagestyle">Next</a>'
+                )
             out.append("</div>\n")
         out.append("</div>\n")
         out.append(self._side(ctx))
@@ -337,7 +374,10 @@ class ChinadailyTemplate(Template):
         return "".join(out)
 
     def home(self, ctx: Ctx, featured: Sequence[Link]) -> str:
-        out = [self._top(ctx, "Tianjin - Chinadaily.com.cn"), '<div class="main_art"><div class="tw3_01">']
+        out = [
+            self._top(ctx, "Tianjin - Chinadaily.com.cn"),
+            '<div class="main_art"><div class="tw3_01">',
+        ]
         for link in featured:
             out.append(f'<h4><a href="{attr(link.href)}">{link.html}</a></h4>')
         out.append(f'<a href="{ctx.section_path}" class="more">More</a></div></div>\n')
@@ -355,12 +395,14 @@ class PlainTemplate(Template):
         return (
             "<html>\n<head>\n"
             f'<meta http-equiv="content-type" content="text/html;charset={ctx.charset}">\n'
-            f"<title>{title}</title>\n</head>\n<body bgcolor=\"#ffffff\">\n"
+            f'<title>{title}</title>\n</head>\n<body bgcolor="#ffffff">\n'
             f'<table width="100%" cellpadding="0" cellspacing="0"><tr><td>{nav}</td></tr></table>\n'
         )
 
     def _most_read(self, ctx: Ctx) -> str:
-        items = "<br>\n".join(f'<a href="{attr(link.href)}">{link.html}</a>' for link in ctx.most_read)
+        items = "<br>\n".join(
+            f'<a href="{attr(link.href)}">{link.html}</a>' for link in ctx.most_read
+        )
         return f"<div><div><b>Most read</b></div><div>{items}</div></div>\n"
 
     def _foot(self, stop: bool, style: int) -> str:
@@ -389,7 +431,9 @@ class PlainTemplate(Template):
                 if block.name_line:
                     out.append(f"<p>{block.image.alt}</p>\n")
                 if block.caption_html is not None:
-                    out.append(f'<p align="center"><font size="2">{block.caption_html}</font></p>\n')
+                    out.append(
+                        f'<p align="center"><font size="2">{block.caption_html}</font></p>\n'
+                    )
         out.append("</div>\n")
         if head.page_count > 1:
             items = []
@@ -413,23 +457,34 @@ class PlainTemplate(Template):
         return "".join(out)
 
     def listing(self, ctx: Ctx, title: str, page: int, total: int, items: Sequence[Link]) -> str:
-        out = [self._top(ctx, title), f'<div><div><font color="#aa0000">{title}</font></div>\n<table>\n']
+        out = [
+            self._top(ctx, title),
+            f'<div><div><font color="#aa0000">{title}</font></div>\n<table>\n',
+        ]
         for link in items:
-            out.append(f'<tr><td><a href="{attr(link.href)}">{link.html}</a></td><td>[{link.date}]</td></tr>\n')
+            out.append(
+                f'<tr><td><a href="{attr(link.href)}">{link.html}</a></td><td>[{link.date}]</td></tr>\n'
+            )
         out.append("</table>\n")
         if total > 1:
             parts = []
             if page > 1:
-                parts.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">&lt;&lt;</a>')
+                parts.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">&lt;&lt;</a>'
+                )
             for n in pager_numbers(page, total, window=3):
                 if n is None:
                     parts.append("...")
                 elif n == page:
                     parts.append(str(n))
                 else:
-                    parts.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a>')
+                    parts.append(
+                        f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a>'
+                    )
             if page < total:
-                parts.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">&gt;&gt;</a>')
+                parts.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">&gt;&gt;</a>'
+                )
             out.append(f"<div>{' '.join(parts)}</div>\n")
         out.append(self._foot(True, 0))
         out.append("</div>\n")
@@ -453,7 +508,9 @@ class Html5Template(Template):
     name = "html5"
 
     def _top(self, ctx: Ctx, title: str, og: str = "") -> str:
-        nav = "".join(f'<li><a class="menu-link" href="{p}">{label}</a></li>' for label, p in ctx.sections)
+        nav = "".join(
+            f'<li><a class="menu-link" href="{p}">{label}</a></li>' for label, p in ctx.sections
+        )
         og_tag = f'<meta property="og:title" content="{attr(og)}">\n' if og else ""
         return (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n'
@@ -462,7 +519,9 @@ class Html5Template(Template):
         )
 
     def _aside(self, ctx: Ctx) -> str:
-        items = "".join(f'<li><a href="{attr(link.href)}">{link.html}</a></li>' for link in ctx.most_read)
+        items = "".join(
+            f'<li><a href="{attr(link.href)}">{link.html}</a></li>' for link in ctx.most_read
+        )
         return f'<aside class="rail"><h2 class="rail-title">Trending</h2><ul>{items}</ul></aside>\n'
 
     def _foot(self, stop: bool, style: int) -> str:
@@ -470,13 +529,18 @@ class Html5Template(Template):
 
     def article(self, ctx: Ctx, draft: Draft, page: int) -> str:
         head = draft.head
-        out = [self._top(ctx, f"{escape(head.title)} | Tianjin", og=head.title), '<main class="wrap">\n<article class="story">\n']
-        out.append(f'<header class="story-head"><p class="kicker">{COLUMN}</p>\n<h1 class="headline">{head.title_html}</h1>\n')
+        out = [
+            self._top(ctx, f"{escape(head.title)} | Tianjin", og=head.title),
+            '<main class="wrap">\n<article class="story">\n',
+        ]
+        out.append(
+            f'<header class="story-head"><p class="kicker">{COLUMN}</p>\n<h1 class="headline">{head.title_html}</h1>\n'
+        )
         if head.source_html is not None:
             out.append(f'<p class="provenance">({head.source_html})</p>\n')
         out.append(
             f'<p class="stamp"><time datetime="{head.published_on.isoformat()}T{head.time}:00+08:00">'
-            f"{_date_line(head, True)}</time></p>\n</header>\n<section class=\"story-text\">\n"
+            f'{_date_line(head, True)}</time></p>\n</header>\n<section class="story-text">\n'
         )
         for block in draft.pages[page - 1]:
             if isinstance(block, Para):
@@ -494,7 +558,9 @@ class Html5Template(Template):
         if head.page_count > 1:
             out.append('<nav class="paging" aria-label="pages"><ol>')
             if page > 1:
-                out.append(f'<li><a rel="prev" href="{_page_href(ctx, head, page - 1, "root")}">&lt;</a></li>\n')
+                out.append(
+                    f'<li><a rel="prev" href="{_page_href(ctx, head, page - 1, "root")}">&lt;</a></li>\n'
+                )
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append('<li class="gap">...</li>\n')
@@ -503,7 +569,9 @@ class Html5Template(Template):
                 else:
                     out.append(f'<li><a href="{_page_href(ctx, head, n, "root")}">{n}</a></li>\n')
             if page < head.page_count:
-                out.append(f'<li><a rel="next" href="{_page_href(ctx, head, page + 1, "root")}">&gt;</a></li>')
+                out.append(
+                    f'<li><a rel="next" href="{_page_href(ctx, head, page + 1, "root")}">&gt;</a></li>'
+                )
             out.append("</ol></nav>\n")
         out.append("</article>\n")
         out.append(self._aside(ctx))
@@ -512,7 +580,10 @@ class Html5Template(Template):
         return "".join(out)
 
     def listing(self, ctx: Ctx, title: str, page: int, total: int, items: Sequence[Link]) -> str:
-        out = [self._top(ctx, f"{title} | Tianjin"), f'<main class="wrap">\n<section class="feed"><h1 class="feed-title">{title}</h1>\n<ol class="stories">\n']
+        out = [
+            self._top(ctx, f"{title} | Tianjin"),
+            f'<main class="wrap">\n<section class="feed"><h1 class="feed-title">{title}</h1>\n<ol class="stories">\n',
+        ]
         for link in items:
             out.append(
                 f'<li class="story-card"><a class="card-link" href="{attr(link.href)}">{link.html}</a> '
@@ -522,16 +593,22 @@ class Html5Template(Template):
         if total > 1:
             out.append('<nav class="paging"><ol>')
             if page > 1:
-                out.append(f'<li><a rel="prev" href="{self.listing_path(ctx, page - 1)}">Newer</a></li>\n')
+                out.append(
+                    f'<li><a rel="prev" href="{self.listing_path(ctx, page - 1)}">Newer</a></li>\n'
+                )
             for n in pager_numbers(page, total, window=3):
                 if n is None:
                     out.append('<li class="gap">...</li>\n')
                 elif n == page:
                     out.append(f'<li aria-current="page">{n}</li>\n')
                 else:
-                    out.append(f'<li><a href="{ctx.absolute(self.listing_path(ctx, n))}">{n}</a></li>\n')
+                    out.append(
+                        f'<li><a href="{ctx.absolute(self.listing_path(ctx, n))}">{n}</a></li>\n'
+                    )
             if page < total:
-                out.append(f'<li><a rel="next" href="{self.listing_path(ctx, page + 1)}">Older</a></li>')
+                out.append(
+                    f'<li><a rel="next" href="{self.listing_path(ctx, page + 1)}">Older</a></li>'
+                )
             out.append("</ol></nav>\n")
         out.append("</section>\n")
         out.append(self._aside(ctx))
@@ -543,7 +620,9 @@ class Html5Template(Template):
         out = [self._top(ctx, "Tianjin"), '<main class="wrap"><section class="lead"><ul>']
         for link in featured:
             out.append(f'<li><a href="{attr(link.href)}">{link.html}</a></li>')
-        out.append(f'</ul><a class="see-all" href="{ctx.section_path}">See all</a></section></main>\n')
+        out.append(
+            f'</ul><a class="see-all" href="{ctx.section_path}">See all</a></section></main>\n'
+        )
         out.append(self._foot(True, 1))
         return "".join(out)
 
@@ -554,17 +633,22 @@ class TableTemplate(Template):
     name = "table"
 
     def _top(self, ctx: Ctx, title: str) -> str:
-        nav = "&nbsp;&nbsp;".join(f'<a href="{p}"><font color="#ffffff">{label}</font></a>' for label, p in ctx.sections)
+        nav = "&nbsp;&nbsp;".join(
+            f'<a href="{p}"><font color="#ffffff">{label}</font></a>' for label, p in ctx.sections
+        )
         return (
             '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<html>\n<head>\n'
             f'<meta http-equiv="Content-Type" content="text/html; charset={ctx.charset}">\n'
-            f"<title>{title}</title>\n</head>\n<body topmargin=\"0\">\n"
+            f'<title>{title}</title>\n</head>\n<body topmargin="0">\n'
             '<table width="960" align="center" border="0" cellspacing="0" cellpadding="0">\n'
             f'<tr><td colspan="2" bgcolor="#004a80">{nav}</td></tr>\n'
         )
 
     def _side(self, ctx: Ctx) -> str:
-        rows = "".join(f'<tr><td>&middot; <a href="{attr(link.href)}">{link.html}</a></td></tr>' for link in ctx.most_read)
+        rows = "".join(
+            f'<tr><td>&middot; <a href="{attr(link.href)}">{link.html}</a></td></tr>'
+            for link in ctx.most_read
+        )
         return f'<td width="260" valign="top"><table width="100%"><tr><td><b>Hot Topics</b></td></tr>{rows}</table></td>\n'
 
     def _foot(self, stop: bool, style: int) -> str:
@@ -576,10 +660,16 @@ class TableTemplate(Template):
     def article(self, ctx: Ctx, draft: Draft, page: int) -> str:
         head = draft.head
         out = [self._top(ctx, escape(head.title)), '<tr><td width="700" valign="top">\n']
-        out.append(f'<table width="100%"><tr><td class="t1"><font size="3" color="#004a80"><b>{COLUMN}</b></font></td></tr></table>\n')
-        out.append(f'<table width="100%" cellpadding="6">\n<tr><td align="center"><font size="4" face="Arial"><b>{head.title_html}</b></font></td></tr>\n')
+        out.append(
+            f'<table width="100%"><tr><td class="t1"><font size="3" color="#004a80"><b>{COLUMN}</b></font></td></tr></table>\n'
+        )
+        out.append(
+            f'<table width="100%" cellpadding="6">\n<tr><td align="center"><font size="4" face="Arial"><b>{head.title_html}</b></font></td></tr>\n'
+        )
         info = f"({head.source_html})&nbsp;&nbsp;" if head.source_html is not None else ""
-        out.append(f'<tr><td align="center"><font size="2" color="#808080">{info}{_date_line(head, True)}</font></td></tr>\n<tr><td>\n')
+        out.append(
+            f'<tr><td align="center"><font size="2" color="#808080">{info}{_date_line(head, True)}</font></td></tr>\n<tr><td>\n'
+        )
         for block in draft.pages[page - 1]:
             if isinstance(block, Para):
                 if block.style < 5:
@@ -591,7 +681,9 @@ class TableTemplate(Template):
                 if block.name_line:
                     out.append(f'<p align="center">{block.image.alt}</p>\n')
                 if block.caption_html is not None:
-                    out.append(f'<p align="center"><font size="1">{block.caption_html}</font></p>\n')
+                    out.append(
+                        f'<p align="center"><font size="1">{block.caption_html}</font></p>\n'
+                    )
         out.append("</td></tr>\n")
         if head.page_count > 1:
             cells = []
@@ -615,7 +707,9 @@ class TableTemplate(Template):
 
     def listing(self, ctx: Ctx, title: str, page: int, total: int, items: Sequence[Link]) -> str:
         out = [self._top(ctx, title), '<tr><td width="700" valign="top">\n']
-        out.append(f'<table width="100%"><tr><td colspan="3"><font size="3" color="#004a80"><b>{title}</b></font></td></tr>\n')
+        out.append(
+            f'<table width="100%"><tr><td colspan="3"><font size="3" color="#004a80"><b>{title}</b></font></td></tr>\n'
+        )
         for link in items:
             out.append(
                 f'<tr><td width="12">&middot;</td><td><a href="{attr(link.href)}"><font size="2">{link.html}</font></a></td>'
@@ -625,16 +719,22 @@ class TableTemplate(Template):
         if total > 1:
             cells = []
             if page > 1:
-                cells.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">Prev</a>')
+                cells.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page - 1))}">Prev</a>'
+                )
             for n in pager_numbers(page, total, window=3):
                 if n is None:
                     cells.append("...")
                 elif n == page:
                     cells.append(f"<b>{n}</b>")
                 else:
-                    cells.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a>')
+                    cells.append(
+                        f'<a href="{relative(ctx.path, self.listing_path(ctx, n))}">{n}</a>'
+                    )
             if page < total:
-                cells.append(f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">Next</a>')
+                cells.append(
+                    f'<a href="{relative(ctx.path, self.listing_path(ctx, page + 1))}">Next</a>'
+                )
             out.append(f'<p align="center">{" | ".join(cells)}</p>\n')
         out.append("</td>\n")
         out.append(self._side(ctx))
@@ -652,5 +752,12 @@ class TableTemplate(Template):
 
 
 TEMPLATE_CLASSES: dict[str, Template] = {
-    t.name: t for t in (CmsTemplate(), ChinadailyTemplate(), PlainTemplate(), Html5Template(), TableTemplate())
+    t.name: t
+    for t in (
+        CmsTemplate(),
+        ChinadailyTemplate(),
+        PlainTemplate(),
+        Html5Template(),
+        TableTemplate(),
+    )
 }

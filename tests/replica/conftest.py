@@ -15,8 +15,32 @@ HOST = "127.0.0.1:8080"
 
 # Elements that start a new line of text; a "leaf block" has none of them inside.
 BLOCK_TAGS = frozenset(
-    "html body div p figure figcaption td tr table li ol ul nav header footer main section article aside "
-    "center h1 h2 h3 h4".split()
+    {
+        "html",
+        "body",
+        "div",
+        "p",
+        "figure",
+        "figcaption",
+        "td",
+        "tr",
+        "table",
+        "li",
+        "ol",
+        "ul",
+        "nav",
+        "header",
+        "footer",
+        "main",
+        "section",
+        "article",
+        "aside",
+        "center",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+    }
 )
 
 

@@ -11,7 +11,9 @@ from crawler.replica.markup import malform
 
 from .conftest import decode, get, leaf_blocks, page_text
 
-COPYRIGHT = "Copyright © Tianjin Municipal Government. All rights reserved. Presented by China Daily"
+COPYRIGHT = (
+    "Copyright © Tianjin Municipal Government. All rights reserved. Presented by China Daily"
+)
 ICP = "京ICP备13028878号-35"
 
 
@@ -25,7 +27,9 @@ def _check_page(site: ReplicaSite, article: ReplicaArticle, page: int) -> None:
     # Column header, then title, then source and date.
     title_at = blocks.index(article.title)
     assert blocks[title_at - 1].endswith("Tianjin Updates"), where
-    date_at = next(i for i, b in enumerate(blocks) if f"Updated: {article.published_on.isoformat()}" in b)
+    date_at = next(
+        i for i, b in enumerate(blocks) if f"Updated: {article.published_on.isoformat()}" in b
+    )
     assert date_at > title_at, where
     between = " ".join(blocks[title_at + 1 : date_at + 1])
     between = between[: between.index("Updated:")]
@@ -51,7 +55,9 @@ def _check_page(site: ReplicaSite, article: ReplicaArticle, page: int) -> None:
         else:
             break
     assert todo == [], f"{where}: body text interrupted before {todo[0][:60]!r}"
-    assert [im.caption for im in images if im.caption] == [c for c in captions if c.startswith(("[",)) or c.endswith("]")]
+    assert [im.caption for im in images if im.caption] == [
+        c for c in captions if c.startswith(("[",)) or c.endswith("]")
+    ]
 
     text = page_text(html)
     end_of_body = text.rindex(article.pages[page - 1][-1])
@@ -65,17 +71,28 @@ def test_every_page_shows_the_truth_in_the_known_order(templates: tuple[str, ...
     for article in site:
         for page in range(1, article.page_count + 1):
             fault = site.faults.get(article.path(page))
-            if fault is not None and fault.kind in (FaultKind.NOT_FOUND, FaultKind.BROKEN, FaultKind.FLAKY):
+            if fault is not None and fault.kind in (
+                FaultKind.NOT_FOUND,
+                FaultKind.BROKEN,
+                FaultKind.FLAKY,
+            ):
                 continue
             _check_page(site, article, page)
             checked.add((article.template, fault.kind if fault else None))
     names = set(templates or ("cms", "chinadaily", "plain"))
     assert {t for t, _ in checked} == names
-    assert {k for _, k in checked} >= {None, FaultKind.GBK, FaultKind.META_CHARSET_ONLY, FaultKind.MALFORMED}
+    assert {k for _, k in checked} >= {
+        None,
+        FaultKind.GBK,
+        FaultKind.META_CHARSET_ONLY,
+        FaultKind.MALFORMED,
+    }
 
 
 def test_image_markup_per_template() -> None:
-    site = ReplicaSite(articles=120, templates=("cms", "chinadaily", "plain", "html5", "table"), faults=False)
+    site = ReplicaSite(
+        articles=120, templates=("cms", "chinadaily", "plain", "html5", "table"), faults=False
+    )
     seen = set()
     for article in site:
         for image in article.images:
@@ -94,7 +111,19 @@ def test_image_markup_per_template() -> None:
 def test_text_carries_entities_odd_spaces_and_decomposed_accents() -> None:
     site = ReplicaSite(articles=80, faults=False)
     html = "".join(decode(get(site, a.path(n))) for a in site for n in range(1, a.page_count + 1))
-    for needle in ("&amp;", "&quot;", "&#8217;", "&rsquo;", "&mdash;", "&nbsp;", "\u00a0", "e\u0301", "<br", "<strong>", "<em>"):
+    for needle in (
+        "&amp;",
+        "&quot;",
+        "&#8217;",
+        "&rsquo;",
+        "&mdash;",
+        "&nbsp;",
+        "\u00a0",
+        "e\u0301",
+        "<br",
+        "<strong>",
+        "<em>",
+    ):
         assert needle in html, needle
     assert re.search(r"<p>(?:&nbsp;|\s|<br>)*</p>", html)  # empty paragraphs, never in the truth
     bodies = " ".join(a.body for a in site)

@@ -26,7 +26,9 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
         return error.code, dict(error.headers.items()), error.read()
 
 
-def test_server_answers_on_both_hosts_and_records_requests(served: tuple[ReplicaSite, ReplicaServer]) -> None:
+def test_server_answers_on_both_hosts_and_records_requests(
+    served: tuple[ReplicaSite, ReplicaServer],
+) -> None:
     site, server = served
     port = server.port
     assert port > 0
@@ -95,7 +97,9 @@ def test_faults_switched_while_serving(served: tuple[ReplicaSite, ReplicaServer]
     assert fetch(server.url(site.section_path))[0] == 503
 
 
-def test_gbk_pages_declare_gbk_in_header_and_meta(served: tuple[ReplicaSite, ReplicaServer]) -> None:
+def test_gbk_pages_declare_gbk_in_header_and_meta(
+    served: tuple[ReplicaSite, ReplicaServer],
+) -> None:
     site, server = served
     article = site.article_by_key(site.fault_keys["gbk"])
     status, headers, body = fetch(server.url(article.path()))

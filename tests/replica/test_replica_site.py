@@ -25,8 +25,16 @@ from crawler.urls import parse_article_url, parse_listing_url
 from .conftest import HOST, decode, get, page_text
 
 ALL_ROLES = {
-    "not_found", "flaky", "broken_page", "gbk", "meta_charset", "malformed", "sixteen_pages",
-    "listed_twice", "alias_host", "robots_disallowed",
+    "not_found",
+    "flaky",
+    "broken_page",
+    "gbk",
+    "meta_charset",
+    "malformed",
+    "sixteen_pages",
+    "listed_twice",
+    "alias_host",
+    "robots_disallowed",
 }
 
 
@@ -59,19 +67,22 @@ def test_another_seed_gives_another_site() -> None:
 
 
 def test_articles_have_the_real_url_shape_and_ids_grow_with_dates(site: ReplicaSite) -> None:
-    previous_key, previous_date = None, None
+    previous_key: str | None = None
+    previous_date: datetime.date | None = None
     for i in range(len(site)):
         article = site.article(i)
         assert article.key.isdigit()
         ref = parse_article_url("http://h" + article.path())
         assert ref is not None and ref.article_key == article.key and ref.page == 1
         assert (ref.year, ref.month, ref.day) == (
-            article.published_on.year, article.published_on.month, article.published_on.day,
+            article.published_on.year,
+            article.published_on.month,
+            article.published_on.day,
         )
         if article.page_count > 1:
             last = parse_article_url("http://h" + article.path(article.page_count))
             assert last is not None and last.page == article.page_count
-        if previous_key is not None:
+        if previous_key is not None and previous_date is not None:
             assert int(article.key) < int(previous_key)
             assert article.published_on <= previous_date
         previous_key, previous_date = article.key, article.published_on
@@ -84,7 +95,9 @@ def test_article_fields_are_clean_and_shaped(site: ReplicaSite) -> None:
     for article in site:
         assert article.template in DEFAULT_TEMPLATES
         assert article.title == clean_text(article.title) and article.title
-        assert article.source is None or (article.source == clean_text(article.source) and article.source)
+        assert article.source is None or (
+            article.source == clean_text(article.source) and article.source
+        )
         assert 1 <= article.page_count
         for page in article.pages:
             assert 3 <= len(page) <= 12
@@ -97,7 +110,9 @@ def test_article_fields_are_clean_and_shaped(site: ReplicaSite) -> None:
             assert re.fullmatch(r"/att/\d{8}/\d{19}\.jpeg", image.src_path)
             assert image.src_path[5:13] == article.published_on.strftime("%Y%m%d")
             assert re.fullmatch(r"[0-9a-f]{24}\.jpg", image.alt)
-            assert image.caption is None or (image.caption == clean_text(image.caption) and image.caption.endswith("]"))
+            assert image.caption is None or (
+                image.caption == clean_text(image.caption) and image.caption.endswith("]")
+            )
             assert 1 <= image.page <= article.page_count
 
 
@@ -108,7 +123,9 @@ def test_every_template_is_used_and_holdouts_only_on_request() -> None:
     holdout = ReplicaSite(articles=30, templates=HOLDOUT_TEMPLATES)
     assert {a.template for a in holdout} == {"html5", "table"}
     # The site's home and listing pages take the look of the first template.
-    assert b"<article" not in get(default, "/").body and b'class="masthead"' in get(holdout, "/").body
+    assert (
+        b"<article" not in get(default, "/").body and b'class="masthead"' in get(holdout, "/").body
+    )
     with pytest.raises(ValueError):
         ReplicaSite(templates=("cms", "nope"))
 
@@ -145,11 +162,13 @@ def _pager_text(site: ReplicaSite, key: str, page: int) -> tuple[str, list[tuple
     response = get(site, article.path(page))
     html = decode(response)
     text = page_text(html)
-    tail = text[text.rindex(article.pages[page - 1][-1]) + len(article.pages[page - 1][-1]):].strip()
+    tail = text[
+        text.rindex(article.pages[page - 1][-1]) + len(article.pages[page - 1][-1]) :
+    ].strip()
     # An image may close the page: skip its file-name line and caption.
     extras = [x for im in article.images if im.page == page for x in (im.alt, im.caption) if x]
     while any(tail.startswith(x) for x in extras):
-        tail = tail[len(next(x for x in extras if tail.startswith(x))):].strip()
+        tail = tail[len(next(x for x in extras if tail.startswith(x))) :].strip()
     doc = lxml.html.document_fromstring(html)
     links = []
     for a in doc.iter("a"):
@@ -159,7 +178,9 @@ def _pager_text(site: ReplicaSite, key: str, page: int) -> tuple[str, list[tuple
     return tail.strip(), links
 
 
-@pytest.mark.parametrize("templates", [("cms",), ("chinadaily",), ("plain",), ("html5",), ("table",)])
+@pytest.mark.parametrize(
+    "templates", [("cms",), ("chinadaily",), ("plain",), ("html5",), ("table",)]
+)
 def test_article_pagers_follow_the_real_rules(templates: tuple[str, ...]) -> None:
     site = ReplicaSite(articles=60, templates=templates, faults=False)
     sixteen = site.fault_keys["sixteen_pages"]
@@ -191,7 +212,10 @@ def _listing_items(site: ReplicaSite, page: int, host: str = HOST) -> list[str]:
     """Absolute URLs of the items of a listing page in the cms look (``div.lis_box h3 a``)."""
     path = site.listing_path(page)
     doc = lxml.html.document_fromstring(decode(get(site, path, host)))
-    return [urljoin(f"http://{host}{path}", a.get("href")) for a in doc.xpath('//div[@class="lis_box"]/h3/a')]
+    return [
+        urljoin(f"http://{host}{path}", a.get("href"))
+        for a in doc.xpath('//div[@class="lis_box"]/h3/a')
+    ]
 
 
 def test_listing_lists_every_article_once_but_one_twice_and_one_through_the_alias_host() -> None:
@@ -218,8 +242,13 @@ def test_listing_lists_every_article_once_but_one_twice_and_one_through_the_alia
     assert set(seen) == {a.key for a in site}
     twice = [key for key, pages in seen.items() if len(pages) > 1]
     assert twice == [site.fault_keys["listed_twice"]]
-    assert seen[twice[0]] == [site.dup_page, site.dup_page + 1]
-    assert alias == [(f"http://localhost:8080{site.article_by_key(site.fault_keys['alias_host']).path()}", site.fault_keys["alias_host"])]
+    assert site.dup_page is not None and seen[twice[0]] == [site.dup_page, site.dup_page + 1]
+    assert alias == [
+        (
+            f"http://localhost:8080{site.article_by_key(site.fault_keys['alias_host']).path()}",
+            site.fault_keys["alias_host"],
+        )
+    ]
     # Dates on the listing run newest first.
     dates = [site.head(i).published_on for p in range(1, 9) for i in site.listing_entries(p)]
     assert dates == sorted(dates, reverse=True)
@@ -227,7 +256,9 @@ def test_listing_lists_every_article_once_but_one_twice_and_one_through_the_alia
 
 def test_listing_pages_are_reached_from_the_home_page_and_end_in_404(site: ReplicaSite) -> None:
     home = lxml.html.document_fromstring(decode(get(site, "/")))
-    section = [a.get("href") for a in home.iter("a") if clean_text(a.text_content()) == "Tianjin Updates"]
+    section = [
+        a.get("href") for a in home.iter("a") if clean_text(a.text_content()) == "Tianjin Updates"
+    ]
     assert section and all(h == site.section_path for h in section)
     ref = parse_listing_url("http://h" + site.section_path)
     assert ref is not None and ref.node == site.node and ref.page == 1
@@ -237,15 +268,22 @@ def test_listing_pages_are_reached_from_the_home_page_and_end_in_404(site: Repli
     assert get(site, site.listing_path(last)).status == 200
     assert get(site, f"/n_{site.node}_{last + 1}.htm").status == 404
     assert get(site, f"/n_{site.node}_0.htm").status == 404
-    pager = lxml.html.document_fromstring(decode(get(site, site.section_path))).xpath('//div[@class="page"]//a/@href')
+    pager = lxml.html.document_fromstring(decode(get(site, site.section_path))).xpath(
+        '//div[@class="page"]//a/@href'
+    )
     assert f"n_{site.node}_2.htm" in pager
 
 
 def test_unknown_paths_are_404(site: ReplicaSite) -> None:
     article = site.article(3)
-    for path in ("/nothing", "/2025-08/01/c_1.htm", article.path().replace(".htm", "_1.htm"),
-                 article.path().replace(".htm", f"_{article.page_count + 1}.htm"),
-                 "/1999-01/01/c_" + article.key + ".htm", "/att/x.jpeg"):
+    for path in (
+        "/nothing",
+        "/2025-08/01/c_1.htm",
+        article.path().replace(".htm", "_1.htm"),
+        article.path().replace(".htm", f"_{article.page_count + 1}.htm"),
+        "/1999-01/01/c_" + article.key + ".htm",
+        "/att/x.jpeg",
+    ):
         assert get(site, path).status == 404, path
 
 
@@ -284,7 +322,11 @@ def test_default_faults_sit_on_distinct_articles(site: ReplicaSite) -> None:
     assert site.faults[flaky.path()].times == 2
     broken = site.article_by_key(keys["broken_page"])
     assert broken.page_count >= 3 and site.faults[broken.path(2)] == Fault.BROKEN
-    for role, fault in (("gbk", Fault.GBK), ("meta_charset", Fault.META_CHARSET_ONLY), ("malformed", Fault.MALFORMED)):
+    for role, fault in (
+        ("gbk", Fault.GBK),
+        ("meta_charset", Fault.META_CHARSET_ONLY),
+        ("malformed", Fault.MALFORMED),
+    ):
         article = site.article_by_key(keys[role])
         assert all(site.faults[article.path(n)] == fault for n in range(1, article.page_count + 1))
     for role in ("gbk", "meta_charset"):
@@ -292,7 +334,10 @@ def test_default_faults_sit_on_distinct_articles(site: ReplicaSite) -> None:
     assert site.article_by_key(keys["sixteen_pages"]).page_count == 16
     assert ReplicaSite(articles=60, faults=False).faults == {}
     assert set(ReplicaSite(articles=60, faults=False).fault_keys) == {
-        "sixteen_pages", "listed_twice", "alias_host", "robots_disallowed",
+        "sixteen_pages",
+        "listed_twice",
+        "alias_host",
+        "robots_disallowed",
     }
 
 
@@ -305,17 +350,25 @@ def test_expected_follows_faults_and_robots(site: ReplicaSite) -> None:
         article = site.article_by_key(key)
         assert isinstance(item, ExpectedArticle)
         assert (item.key, item.path, item.title, item.source, item.published_on) == (
-            article.key, article.path(), article.title, article.source, article.published_on,
+            article.key,
+            article.path(),
+            article.title,
+            article.source,
+            article.published_on,
         )
         assert item.page_count == article.page_count
         if key == keys["broken_page"]:
             continue
         assert item.complete and item.body == article.body
-        assert item.images == tuple((n, im.src_path, im.caption) for n, im in enumerate(article.images, 1))
+        assert item.images == tuple(
+            (n, im.src_path, im.caption) for n, im in enumerate(article.images, 1)
+        )
     broken = site.article_by_key(keys["broken_page"])
     item = expected[keys["broken_page"]]
     assert not item.complete and item.page_count == broken.page_count >= 3
-    assert item.body == "\n\n".join(p for n, page in enumerate(broken.pages, 1) if n != 2 for p in page)
+    assert item.body == "\n\n".join(
+        p for n, page in enumerate(broken.pages, 1) if n != 2 for p in page
+    )
     kept = [im for im in broken.images if im.page != 2]
     assert item.images == tuple((n, im.src_path, im.caption) for n, im in enumerate(kept, 1))
     assert expected[keys["flaky"]].complete and expected[keys["sixteen_pages"]].page_count == 16
@@ -327,7 +380,9 @@ def test_expected_tracks_faults_switched_by_a_test() -> None:
     site.faults[sixteen.path(5)] = Fault.NOT_FOUND
     item = site.expected()[sixteen.key]
     assert not item.complete and item.page_count == 16
-    assert item.body == "\n\n".join(p for n, page in enumerate(sixteen.pages, 1) if n != 5 for p in page)
+    assert item.body == "\n\n".join(
+        p for n, page in enumerate(sixteen.pages, 1) if n != 5 for p in page
+    )
     site.faults[sixteen.path()] = Fault.broken(500)
     assert sixteen.key not in site.expected()
     del site.faults[sixteen.path()]
