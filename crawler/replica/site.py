@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from .generate import DEFAULT_TEMPLATES, TEMPLATES, Draft, Head, Layout
 from .markup import escape, malform, pager_numbers
 from .model import ExpectedArticle, Fault, FaultKind, ReplicaArticle, ReplicaResponse
-from .templates import TEMPLATE_CLASSES, Ctx, Link
+from .templates import TEMPLATE_CLASSES, Ctx, Link, Template
 
 # The newest article id seen on the real site (2025-08).
 NEWEST_ID = 1117647
@@ -108,6 +108,11 @@ class _FaultMap(dict[str, Fault]):
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         for path, fault in dict(*args, **kwargs).items():
             self[path] = fault
+
+    def setdefault(self, path: str, fault: Fault) -> Fault:  # type: ignore[override]
+        if path not in self:
+            self[path] = fault
+        return self[path]
 
     def clear(self) -> None:
         for path in list(self):
@@ -410,7 +415,8 @@ class ReplicaSite:
             return self._html(200, text, encoding="gbk", content_type=declared)
         return response
 
-    def _look(self):  # type: ignore[no-untyped-def]
+    def _look(self) -> Template:
+        """The template whose look the home and listing pages take: the first one."""
         return TEMPLATE_CLASSES[self.templates[0]]
 
     def _ctx(
