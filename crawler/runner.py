@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def run_crawl(settings: Settings, start_url: str | None, max_pages: int | None =
 
     from crawler.spiders.tianjin_updates import TianjinUpdatesSpider
 
-    process = CrawlerProcess(settings, install_root_handler=True)
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(TianjinUpdatesSpider)
     kwargs: dict[str, Any] = {}
     if start_url:
@@ -86,9 +87,20 @@ def run_crawl(settings: Settings, start_url: str | None, max_pages: int | None =
         kwargs["max_pages"] = max_pages
     started = time.monotonic()
     process.crawl(crawler, **kwargs)
+    if not settings.getbool("TIANJIN_LOG_TRACEBACKS"):
+        # Scrapy installs its root log handler when the crawl starts, so filter it only now.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_one_line_records)
     process.start()
     stats = crawler.stats.get_stats() if crawler.stats else {}
     return CrawlOutcome(stats=dict(stats), seconds=time.monotonic() - started)
+
+
+def _one_line_records(record: logging.LogRecord) -> bool:
+    """Logging filter: keep the message, drop the traceback (the summary reports every error)."""
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 def _counts(stats: Mapping[str, Any], prefix: str) -> dict[str, int]:

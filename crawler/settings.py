@@ -65,6 +65,8 @@ EXTENSIONS = {
 }
 #: Seconds between progress lines; 0 turns them off.
 TIANJIN_PROGRESS_INTERVAL = 0
+#: Log tracebacks of download errors (the CLI prints one line per error without them).
+TIANJIN_LOG_TRACEBACKS = False
 
 # Scrapy's own per-minute stats line duplicates our progress output.
 LOGSTATS_INTERVAL = 0

@@ -108,7 +108,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         yield scrapy.Request(self.start_url, callback=self.parse_start, errback=self.start_failed)
 
     def start_failed(self, failure: Failure) -> None:
-        self._fail_start(error_kind(failure), f"cannot fetch {failure.request.url}: {_one_line(failure)}")  # type: ignore[attr-defined]
+        url = failure.request.url  # type: ignore[attr-defined]
+        kind = error_kind(failure)
+        self._fail_start(kind, f"cannot fetch {url} ({kind}: {_one_line(failure)}); check the start URL and the network")
 
     def parse_start(self, response: Response) -> Iterator[Any]:
         if not isinstance(response, TextResponse):
@@ -128,8 +130,10 @@ class TianjinUpdatesSpider(scrapy.Spider):
 
     def _fail_start(self, kind: str, message: str) -> None:
         # Nothing else is queued yet: closing with our own reason marks the run failed.
-        self.crawler.stats.set_value("spider/start_failed", kind)
-        self.crawler.stats.set_value("spider/start_error", message)
+        stats = self.crawler.stats
+        stats.set_value("spider/start_failed", kind)
+        stats.set_value("spider/start_error", message)
+        stats.inc_value(f"spider/errors/{kind}")
         self.logger.error("%s", message)
         raise CloseSpider("start_failed")
 
@@ -240,5 +244,6 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
 
 
 def _one_line(failure: Failure) -> str:
-    text = str(failure.value).strip().splitlines()
-    return f"{type(failure.value).__name__}: {text[0] if text else ''}".strip()
+    """The first line of the failure's message (its class name when it has none)."""
+    lines = str(failure.value).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(failure.value).__name__
