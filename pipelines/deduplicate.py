@@ -8,9 +8,10 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
-    from typing_extensions import Self
 
 
 class DeduplicatePipeline:
@@ -33,6 +34,8 @@ class DeduplicatePipeline:
         if key in self.seen:
             self.stats.inc_value("deduplicate/dropped/same_key")
             # A duplicate is expected (an article linked from two listings): not worth a warning.
-            raise DropItem(f"same_key: article {key!r} already scraped in this crawl", log_level="DEBUG")
+            raise DropItem(
+                f"same_key: article {key!r} already scraped in this crawl", log_level="DEBUG"
+            )
         self.seen.add(key)
         return item

@@ -16,9 +16,9 @@ import asyncio
 import logging
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from itemadapter import ItemAdapter
 from scrapy import Spider, signals
@@ -30,10 +30,11 @@ from storage.models import RUN_TRIGGERS
 from storage.repository import ArticleRecord, ImageRecord, Repository
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
     from sqlalchemy import Engine
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ COUNTERS = (
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _as_date(value: Any) -> date | None:
@@ -80,13 +81,15 @@ def image_record(image: Any) -> ImageRecord:
 def article_record(item: Any) -> ArticleRecord:
     """The storage record of an ``ArticleItem`` (or a dict with its fields), field by field."""
     adapter = ItemAdapter(item)
+    # Missing values are passed on as None, not made up: the database's NOT NULL constraints
+    # then fail the batch loudly (ValidatePipeline normally drops such items first).
     return ArticleRecord(
         article_key=str(adapter["article_key"]),
         url=str(adapter["url"]),
-        title=adapter.get("title"),
+        title=cast(str, adapter.get("title")),
         source=adapter.get("source") or None,
-        published_on=_as_date(adapter.get("published_on")),  # type: ignore[arg-type]
-        body=adapter.get("body"),
+        published_on=cast(date, _as_date(adapter.get("published_on"))),
+        body=cast(str, adapter.get("body")),
         page_count=int(adapter.get("page_count") or 1),
         complete=bool(adapter.get("complete", True)),
         images=[image_record(image) for image in adapter.get("images") or []],
@@ -139,7 +142,9 @@ class StorePipeline:
         if flush_seconds < 0:
             raise ValueError(f"TIANJIN_FLUSH_SECONDS must not be negative, got {flush_seconds}")
         if trigger not in RUN_TRIGGERS:
-            raise ValueError(f"TIANJIN_TRIGGER must be one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}")
+            raise ValueError(
+                f"TIANJIN_TRIGGER must be one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}"
+            )
         self.database_url = database_url
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -287,7 +292,10 @@ class StorePipeline:
         )
         logger.debug(
             "Stored %d articles: %d new, %d updated, %d unchanged",
-            len(batch), len(result.new), len(result.updated), len(result.unchanged),
+            len(batch),
+            len(result.new),
+            len(result.updated),
+            len(result.unchanged),
         )
 
     # --- failures -----------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
-    from typing_extensions import Self
 
 
 def _blank(value: Any) -> bool:

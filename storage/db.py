@@ -298,9 +298,8 @@ def check_database(url: str | URL) -> DatabaseStatus:
     """
     engine = make_engine(url)
     try:
-        with storage_errors(engine, "connecting to the database"):
-            with engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_revision()
+        with storage_errors(engine, "connecting to the database"), engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
         return DatabaseStatus(
             url=_describe_url(engine.url),
             dialect=engine.dialect.name,
@@ -320,23 +319,25 @@ def upgrade(target: str | URL | Engine) -> str | None:
     owned = not isinstance(target, Engine)
     engine = make_engine(target) if not isinstance(target, Engine) else target
     try:
-        with storage_errors(engine, "upgrading the database schema"):
-            with engine.connect() as connection:
-                connection.execution_options(**{WRITE_OPTION: True})
-                with connection.begin():
-                    if connection.dialect.name == "postgresql":
-                        connection.execute(
-                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-                        )
-                    config = alembic_config()
-                    config.attributes["connection"] = connection
-                    try:
-                        command.upgrade(config, "head")
-                    except CommandError as exc:
-                        raise StorageError(
-                            f"cannot upgrade {_target(engine.url)}: {_first_line(exc)}; "
-                            "is it from a newer version of tianjin-updates?"
-                        ) from exc
+        with (
+            storage_errors(engine, "upgrading the database schema"),
+            engine.connect() as connection,
+        ):
+            connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                try:
+                    command.upgrade(config, "head")
+                except CommandError as exc:
+                    raise StorageError(
+                        f"cannot upgrade {_target(engine.url)}: {_first_line(exc)}; "
+                        "is it from a newer version of tianjin-updates?"
+                    ) from exc
         return head_revision()
     finally:
         if owned:

@@ -10,7 +10,7 @@ Rules:
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -61,7 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
@@ -70,8 +70,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 #: JSON everywhere, JSONB on PostgreSQL (indexable and comparable there).
@@ -88,9 +88,7 @@ class Article(Base):
     """One article of the Tianjin Updates section, identified across hosts by its CMS id."""
 
     __tablename__ = "articles"
-    __table_args__ = (
-        CheckConstraint("page_count >= 1", name="page_count_positive"),
-    )
+    __table_args__ = (CheckConstraint("page_count >= 1", name="page_count_positive"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_key: Mapped[str] = mapped_column(String(32), unique=True)

@@ -20,17 +20,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import WRITE_OPTION, storage_errors
 from storage.models import RUN_STATUSES, RUN_TRIGGERS, Article, ArticleImage, CrawlRun
 
-articles = Article.__table__
-article_images = ArticleImage.__table__
-crawl_runs = CrawlRun.__table__
+articles = cast(Table, Article.__table__)
+article_images = cast(Table, ArticleImage.__table__)
+crawl_runs = cast(Table, CrawlRun.__table__)
 
 # Bound parameters per statement stay far below SQLite's limit (32766) and PostgreSQL's (65535).
 _KEYS_PER_SELECT = 500
@@ -95,7 +105,11 @@ class SaveResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"new": len(self.new), "updated": len(self.updated), "unchanged": len(self.unchanged)}
+        return {
+            "new": len(self.new),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+        }
 
 
 def content_hash(record: ArticleRecord) -> str:
@@ -137,12 +151,11 @@ class Repository:
 
     @contextmanager
     def _transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
-        with storage_errors(self._engine, action):
-            with self._engine.connect() as connection:
-                if write:
-                    connection.execution_options(**{WRITE_OPTION: True})
-                with connection.begin():
-                    yield connection
+        with storage_errors(self._engine, action), self._engine.connect() as connection:
+            if write:
+                connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
 
     def _insert(self) -> Any:
         """The dialect's INSERT construct, which knows ON CONFLICT."""
@@ -182,11 +195,18 @@ class Repository:
             if unchanged:
                 self._touch(connection, [existing[k][0] for k in unchanged], seen_at)
             if changed:
-                self._rewrite(connection, [(existing[k][0], by_key[k]) for k in changed], hashes, seen_at)
+                self._rewrite(
+                    connection, [(existing[k][0], by_key[k]) for k in changed], hashes, seen_at
+                )
 
             # The images of new and of changed articles (whose old images _rewrite deleted).
             image_rows = [
-                {"article_id": article_id, "position": i.position, "url": i.url, "caption": i.caption}
+                {
+                    "article_id": article_id,
+                    "position": i.position,
+                    "url": i.url,
+                    "caption": i.caption,
+                }
                 for k in keys
                 if (article_id := inserted.get(k) or (existing[k][0] if k in changed else None))
                 for i in by_key[k].images
@@ -343,7 +363,9 @@ class Repository:
     def start_run(self, trigger: str, started_at: datetime) -> int:
         """Record a crawl that starts now (status ``running``); return its id."""
         if trigger not in RUN_TRIGGERS:
-            raise ValueError(f"unknown trigger {trigger!r}: expected one of {', '.join(RUN_TRIGGERS)}")
+            raise ValueError(
+                f"unknown trigger {trigger!r}: expected one of {', '.join(RUN_TRIGGERS)}"
+            )
         _require_aware(started_at, "started_at")
         with self._transaction("recording the start of the crawl", write=True) as connection:
             return int(

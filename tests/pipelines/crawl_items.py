@@ -67,7 +67,10 @@ def main() -> None:
     crawler = process.create_crawler(ItemsSpider)
     process.crawl(crawler, items=spec["items"])
     process.start()
-    stats = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in crawler.stats.get_stats().items()}
+    stats = {
+        k: (v.isoformat() if hasattr(v, "isoformat") else v)
+        for k, v in crawler.stats.get_stats().items()
+    }
     print(json.dumps(stats))
 
 

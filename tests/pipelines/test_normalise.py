@@ -17,7 +17,9 @@ def test_article_item_is_normalised() -> None:
         published_on=date(2024, 5, 1),
         body=" First\u00a0 paragraph. \n\n\n\n  \n\nSecond &amp; last.\n",
         images=[
-            ImageItem(position=1, url="http://img.example/a.jpg#zoom", caption=" [Photo/Xinhua]\u3000"),
+            ImageItem(
+                position=1, url="http://img.example/a.jpg#zoom", caption=" [Photo/Xinhua]\u3000"
+            ),
             ImageItem(position=2, url="http://img.example/b.jpg?size=2", caption="   "),
         ],
     )
@@ -33,7 +35,13 @@ def test_article_item_is_normalised() -> None:
 
 
 def test_empty_source_becomes_none_and_is_idempotent() -> None:
-    item = ArticleItem(article_key="1", url="http://h.example/2024-05/01/c_1.htm", title="T", source=" \u00a0", body="b")
+    item = ArticleItem(
+        article_key="1",
+        url="http://h.example/2024-05/01/c_1.htm",
+        title="T",
+        source=" \u00a0",
+        body="b",
+    )
     pipeline = NormalisePipeline()
     pipeline.process_item(item)
     assert item.source is None
@@ -59,7 +67,10 @@ def test_dict_items() -> None:
 
 def test_canonical_url_of_other_shapes() -> None:
     assert canonical_url("http://h.example/page.htm?x=1#y") == "http://h.example/page.htm"
-    assert canonical_url("http://h.example/2024-05/01/c_9_2.htm") == "http://h.example/2024-05/01/c_9.htm"
+    assert (
+        canonical_url("http://h.example/2024-05/01/c_9_2.htm")
+        == "http://h.example/2024-05/01/c_9.htm"
+    )
 
 
 def test_normalise_body() -> None:

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,9 @@ def test_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (pipeline.batch_size, pipeline.flush_seconds, pipeline.trigger) == (50, 5.0, "manual")
 
     monkeypatch.setenv("TIANJIN_UPDATES_DB", "sqlite:///from-env.sqlite3")
-    assert StorePipeline.from_crawler(get_crawler(Spider)).database_url == "sqlite:///from-env.sqlite3"
+    assert (
+        StorePipeline.from_crawler(get_crawler(Spider)).database_url == "sqlite:///from-env.sqlite3"
+    )
     pipeline = StorePipeline.from_crawler(
         get_crawler(
             Spider,
@@ -135,13 +137,13 @@ def test_article_record_from_item_and_dict() -> None:
         "page_count": 3,
         "complete": False,
         "images": [{"position": "1", "url": "http://img.example/5.jpg", "caption": "[Photo]"}],
-        "fetched_at": datetime.now(timezone.utc),  # not stored
+        "fetched_at": datetime.now(UTC),  # not stored
     }
     assert article_record(as_dict) == expected
 
 
 def test_json_safe() -> None:
-    when = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
+    when = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     assert json_safe(
         {
             "start_time": when,
@@ -195,7 +197,7 @@ def test_batches_runs_and_stats(db_url: str) -> None:
         assert isinstance(run_id, int)
         runs = read_repo(db_url, lambda r: r.recent_runs(5))
         assert [(r.id, r.status, r.trigger) for r in runs] == [(run_id, "running", "manual")]
-        stats.set_value("start_time", datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc))
+        stats.set_value("start_time", datetime(2024, 5, 1, 8, 0, tzinfo=UTC))
 
         items = [article(str(n)) for n in range(1, 6)]
         items[2].complete = False
@@ -246,7 +248,10 @@ def test_second_crawl_counts_unchanged_and_updated(db_url: str) -> None:
         "store/articles_incomplete": 0,
     }
     runs = read_repo(db_url, lambda r: r.recent_runs(5))
-    assert [(r.trigger, r.status) for r in runs] == [("schedule", "succeeded"), ("manual", "succeeded")]
+    assert [(r.trigger, r.status) for r in runs] == [
+        ("schedule", "succeeded"),
+        ("manual", "succeeded"),
+    ]
 
 
 def test_an_old_batch_is_flushed_without_more_items(sqlite_url: str) -> None:
@@ -270,7 +275,9 @@ def test_an_old_batch_is_flushed_without_more_items(sqlite_url: str) -> None:
     assert crawler.stats.get_value("store/batches") == 2
 
 
-@pytest.mark.parametrize(("reason", "status"), [("shutdown", "interrupted"), ("cancelled", "failed")])
+@pytest.mark.parametrize(
+    ("reason", "status"), [("shutdown", "interrupted"), ("cancelled", "failed")]
+)
 def test_run_status_follows_the_finish_reason(sqlite_url: str, reason: str, status: str) -> None:
     crawler = make_crawler(sqlite_url)
     pipeline = StorePipeline.from_crawler(crawler)
@@ -325,13 +332,15 @@ def test_unreachable_database_fails_at_open(caplog: pytest.LogCaptureFixture) ->
 # --- real crawls (one per subprocess: a Twisted reactor runs once per process) -----------------
 
 
-def crawl_items(items: list[dict[str, Any]], settings: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def crawl_items(
+    items: list[dict[str, Any]], settings: dict[str, Any], tmp_path: Path
+) -> dict[str, Any]:
     """Crawl ``items`` through the pipelines in a new process; its final stats."""
     spec = tmp_path / f"crawl-{len(list(tmp_path.glob('crawl-*.json')))}.json"
     spec.write_text(json.dumps({"items": items, "settings": settings}), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("TIANJIN_UPDATES_DB", None)
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, str(Path(__file__).with_name("crawl_items.py")), str(spec)],
         capture_output=True,
         text=True,
@@ -351,7 +360,9 @@ def item_data(key: str, **changes: Any) -> dict[str, Any]:
         "source": " ",
         "published_on": "2024-05-01",
         "body": f"Body  of {key}.\n\nMore.",
-        "images": [{"position": 1, "url": f"http://img.example/{key}.jpg#x", "caption": " [Photo] "}],
+        "images": [
+            {"position": 1, "url": f"http://img.example/{key}.jpg#x", "caption": " [Photo] "}
+        ],
     }
     data.update(changes)
     return data

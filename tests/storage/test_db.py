@@ -51,7 +51,11 @@ def test_postgres_urls_use_psycopg3(url: str) -> None:
     engine = make_engine(url)  # no connection is made
     try:
         assert engine.url.drivername == "postgresql+psycopg"
-        assert (engine.url.host, engine.url.port, engine.url.database) == ("db.example", 5433, "news")
+        assert (engine.url.host, engine.url.port, engine.url.database) == (
+            "db.example",
+            5433,
+            "news",
+        )
     finally:
         engine.dispose()
 
@@ -197,14 +201,14 @@ def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
 
 
 def test_concurrent_upgrades_of_an_empty_database(db_url: str) -> None:
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
     barrier = threading.Barrier(3)
 
     def run() -> None:
         barrier.wait()
         try:
             upgrade(db_url)
-        except BaseException as exc:  # collected and asserted below
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(3)]
@@ -269,7 +273,7 @@ def test_developer_alembic_ini_and_alembic_check(db_url: str, tmp_path: Path) ->
     command = [str(alembic)] if alembic.exists() else [sys.executable, "-m", "alembic"]
     outputs = {}
     for args in (("upgrade", "head"), ("current",), ("check",)):
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
             [*command, "-c", str(REPO_ROOT / "storage" / "alembic.ini"), *args],
             capture_output=True,
             text=True,
@@ -293,7 +297,7 @@ def test_storage_imports_nothing_from_scrapy_crawler_or_pipelines() -> None:
         "('scrapy', 'twisted', 'crawler', 'pipelines', 'itemadapter'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from storage.repository import (
     content_hash,
 )
 
-T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
 def record(key: str, **changes: Any) -> ArticleRecord:
@@ -84,7 +84,9 @@ def test_new_articles_are_inserted_with_images(repo: Repository) -> None:
     assert stored.body == "First paragraph of 1.\n\nSecond paragraph."
     assert stored.images == record("1").images
     assert stored.first_seen_at == stored.last_seen_at == T0
-    assert stored.first_seen_at.tzinfo is not None and stored.first_seen_at.utcoffset() == timedelta(0)
+    assert (
+        stored.first_seen_at.tzinfo is not None and stored.first_seen_at.utcoffset() == timedelta(0)
+    )
     assert stored.content_hash == content_hash(record("1"))
     assert repo.get_article("404") is None
 
@@ -202,7 +204,7 @@ def test_datetimes_are_stored_as_utc(repo: Repository) -> None:
     stored = repo.get_article("1")
     assert stored is not None
     assert stored.first_seen_at == T0
-    assert stored.first_seen_at.tzinfo == timezone.utc
+    assert stored.first_seen_at.tzinfo == UTC
 
 
 def test_naive_datetimes_are_refused(repo: Repository) -> None:
@@ -238,7 +240,7 @@ def test_content_hash() -> None:
 def test_two_concurrent_writers_leave_one_row_per_key(db_url: str, engine: Engine) -> None:
     keys = [str(n) for n in range(1, 21)]
     barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def writer(title: str) -> None:
         own_engine = make_engine(db_url)
@@ -247,9 +249,10 @@ def test_two_concurrent_writers_leave_one_row_per_key(db_url: str, engine: Engin
             barrier.wait()
             for round_ in range(5):
                 repository.save_articles(
-                    [record(k, title=f"{title} {round_}") for k in keys], T0 + timedelta(minutes=round_)
+                    [record(k, title=f"{title} {round_}") for k in keys],
+                    T0 + timedelta(minutes=round_),
                 )
-        except BaseException as exc:  # collected and asserted below
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
         finally:
             own_engine.dispose()
@@ -306,7 +309,11 @@ def test_crawl_runs(repo: Repository) -> None:
         (second, "running", "schedule", None, {}),
         (first, "running", "manual", None, {}),
     ]
-    stats = {"store/articles_new": 3, "finish_reason": "finished", "start_time": "2024-05-01T08:00:00+00:00"}
+    stats = {
+        "store/articles_new": 3,
+        "finish_reason": "finished",
+        "start_time": "2024-05-01T08:00:00+00:00",
+    }
     repo.finish_run(first, "succeeded", stats, T0 + timedelta(minutes=5))
     repo.finish_run(second, "interrupted", {}, T0 + timedelta(hours=2))
     runs = repo.recent_runs(1)
@@ -327,14 +334,13 @@ def test_crawl_run_values_are_checked(repo: Repository) -> None:
 
 
 def test_database_checks_run_values_too(engine: Engine) -> None:
-    with pytest.raises(sa.exc.IntegrityError):
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO crawl_runs (started_at, status, trigger, stats) "
-                    "VALUES (CURRENT_TIMESTAMP, 'done', 'manual', '{}')"
-                )
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO crawl_runs (started_at, status, trigger, stats) "
+                "VALUES (CURRENT_TIMESTAMP, 'done', 'manual', '{}')"
             )
+        )
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -401,5 +407,10 @@ def test_a_batch_is_a_few_statements_not_one_per_article(repo: Repository, engin
     # INSERT new articles, UPDATE the unchanged (last_seen_at), UPDATE the edited (executemany),
     # DELETE the edited ones' images, INSERT the images of new and edited articles
     assert [s for s in statements if s != "BEGIN"] == [
-        "SELECT", "INSERT", "UPDATE", "UPDATE", "DELETE", "INSERT"
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "UPDATE",
+        "DELETE",
+        "INSERT",
     ]
