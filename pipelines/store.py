@@ -220,13 +220,7 @@ class StorePipeline:
         return item
 
     async def close_spider(self) -> None:
-        self._closing = True
-        if self._stop is not None:
-            self._stop.set()
-        if self._flusher is not None:
-            # Not cancelled: a flush under way must finish and be counted.
-            await self._flusher
-            self._flusher = None
+        await self._stop_flusher()
         await self._flush()
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
@@ -234,8 +228,8 @@ class StorePipeline:
         try:
             if self._repository is None or self.run_id is None:
                 return
-            if self._batch:  # close_spider did not run
-                await self._flush()
+            if self._flusher is not None or self._batch:  # close_spider did not run
+                await self.close_spider()
             status = run_status(reason, self._errors)
             final_stats = json_safe({**self.stats.get_stats(), "finish_reason": reason})
             try:
@@ -251,6 +245,15 @@ class StorePipeline:
             await self._dispose()
 
     # --- batches ------------------------------------------------------------------------------
+
+    async def _stop_flusher(self) -> None:
+        self._closing = True
+        if self._stop is not None:
+            self._stop.set()
+        if self._flusher is not None:
+            # Not cancelled: a flush under way must finish and be counted.
+            await self._flusher
+            self._flusher = None
 
     def _batch_age(self) -> float:
         return 0.0 if self._batch_started is None else monotonic() - self._batch_started

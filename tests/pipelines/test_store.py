@@ -428,3 +428,21 @@ def test_real_crawl_closes_with_db_error(sqlite_url: str, tmp_path: Path) -> Non
     assert last.status == "failed" and last.stats["finish_reason"] == "db_error"
     # every article that reached the pipeline after the failure was still stored, none lost silently
     assert read_repo(sqlite_url, Repository.count_articles) == stats["store/articles_new"]
+
+
+def test_spider_closed_alone_still_saves_the_batch(sqlite_url: str) -> None:
+    """Should close_spider not run, the spider_closed handler flushes before finishing the run."""
+    crawler = make_crawler(sqlite_url)
+    pipeline = StorePipeline.from_crawler(crawler)
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        await pipeline.process_item(article("1"))
+        await crawler.signals.send_catch_log_async(
+            signal=signals.spider_closed, spider=Spider(name="test"), reason="finished"
+        )
+
+    run(crawl)
+    assert read_repo(sqlite_url, Repository.count_articles) == 1
+    [last] = read_repo(sqlite_url, lambda r: r.recent_runs(1))
+    assert last.status == "succeeded" and last.stats["store/articles_new"] == 1
