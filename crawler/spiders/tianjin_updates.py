@@ -197,7 +197,8 @@ class TianjinUpdatesSpider(scrapy.Spider):
 
     def _page_failed(self, assembly: ArticleAssembly, page: int, kind: str, detail: str = "") -> Iterator[Any]:
         stats = self.crawler.stats
-        stats.inc_value(f"spider/errors/{kind}")
+        # robots.txt saying no is the site's wish, not an error.
+        stats.inc_value("spider/robots_disallowed" if kind == "robots" else f"spider/errors/{kind}")
         if page == 1:
             # Without page 1 there is no title or date: the article is skipped and counted.
             stats.inc_value(f"spider/articles_skipped/{kind}")

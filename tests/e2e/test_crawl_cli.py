@@ -176,3 +176,40 @@ def test_scrapy_crawl_from_the_repository_root(replica: ReplicaServer, tmp_path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(read_articles(db)) == sorted(replica.site.expected())
+
+
+def test_faults_switched_per_page(tmp_path: Path) -> None:
+    """Faults on pages the default site keeps healthy: a dead page 1, a dead listing page, a dead
+    middle page of the 16-page article, a flaky listing page. Nothing reachable is lost."""
+    from crawler.replica import Fault
+
+    site = ReplicaSite(articles=80, seed=3)
+    keys = site.fault_keys
+    sixteen = site.article_by_key(keys["sixteen_pages"])
+    healthy = [
+        site.article(i) for i in range(len(site))
+        if site.article(i).key not in keys.values() and site.article(i).path() not in site.faults
+    ]
+    dead_first = healthy[0]
+    site.faults[dead_first.path()] = Fault.broken(500)
+    site.faults[sixteen.path(9)] = Fault.NOT_FOUND
+    # A dead listing page hides what only it lists: pick one away from the articles checked below.
+    spared = {site.index_of(sixteen.key), site.index_of(dead_first.key)}
+    pages = [k for k in range(2, site.listing_pages + 1) if not spared & set(site.listing_entries(k))]
+    site.faults[site.listing_path(pages[-1])] = Fault.NOT_FOUND
+    site.faults[site.listing_path(pages[0])] = Fault.flaky(times=1, status=503)
+
+    db = tmp_path / "faults.sqlite3"
+    with ReplicaServer(site) as server:
+        result = run_cli("crawl", "--start-url", server.base_url, "--db", f"sqlite:///{db}", *fast_settings(server))
+        assert result.code == 0, result.stderr
+        stored = read_articles(db)
+        assert_matches_replica(stored, site, server.base_url)
+
+    assert dead_first.key not in stored
+    row = stored[sixteen.key]
+    assert (row["page_count"], row["complete"]) == (16, 0)
+    stats = json.loads(read_runs(db)[0]["stats"])
+    assert stats["spider/articles_skipped/http_500"] == 1
+    assert stats["store/articles_incomplete"] == 2  # the default broken page and page 9 of 16
+    assert stats["spider/errors/listing_http_404"] == 1
