@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import unescape as html_unescape
+from unicodedata import normalize
 from datetime import date
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -110,11 +112,28 @@ def _head_info(root: etree._Element, url: str) -> tuple[str, str]:
     return base, title
 
 
+_ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+
+
 def _clean(value: str) -> str:
-    """``clean_text`` with a fast path for plain ASCII (same result)."""
-    if value.isascii() and "&" not in value:
+    """``crawler.text.clean_text``, the same result by a faster road (no regex).
+
+    ``str.split()`` splits on exactly the characters ``\\s`` matches; the zero-width ones that
+    ``clean_text`` also treats as space are turned into spaces first.
+    """
+    if "&" in value:
+        value = html_unescape(value)
+    if value.isprintable():
+        # No space-like character but U+0020 (all others are "Separator" or "Other" in Unicode).
+        if "  " in value or value[:1] == " " or value[-1:] == " ":
+            value = " ".join(value.split())
+        return value if value.isascii() else normalize("NFC", value)
+    if value.isascii():
         return " ".join(value.split())
-    return clean_text(value)
+    for zw in _ZERO_WIDTH:
+        if zw in value:
+            value = value.replace(zw, " ")
+    return normalize("NFC", " ".join(value.split()))
 
 
 def _strip_fragment(url: str) -> str:
@@ -285,8 +304,9 @@ _CONTENT_HINT = re.compile(
 
 
 @lru_cache(maxsize=2048)
-def _hint_flags(hint: str) -> int:
+def _hint_flags(cls: str | None, ident: str | None) -> int:
     """Flags that an element's ``class``/``id`` suggest (pages of a site repeat a few names)."""
+    hint = f"{cls} {ident}"
     flags = 0
     if _NAV_HINT.search(hint):
         flags |= _NAV
@@ -344,101 +364,91 @@ class _Image:
         self.href = href
 
 
-class _Linearizer:
-    """One walk over the tree; produces ``items`` (blocks and images) and element spans.
+def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
+    """One walk over the tree: ``(items, spans, page_links)``.
 
-    ``spans[element] = (first, end)``: the items made inside a block-level element, so "is this
-    block inside that container" is a comparison of indexes.
+    ``items`` are the text blocks and images in document order; ``spans[element] = (first, end)``
+    are the items made inside each block-level element, so "is this block inside that container"
+    is a comparison of indexes; ``page_links`` are ``(page, url)`` of links to pages of the same
+    article. Written as one closure with local state: it runs once per element of the page, and
+    its cost is what the extraction costs beyond the parse.
     """
+    items: list = []
+    spans: dict = {}
+    page_links: list[tuple[int, str]] = []
+    marker = f"c_{article_key}" if article_key else ""
+    append_item = items.append
+    parts: list[str] = []
+    lines: list[str] = []
+    started = False
+    ctx: tuple = (None, 0, 0, None)
+    link_len = 0
+    links = 0
+    pager = False
+    in_link = 0
+    href: str | None = None
+    last_br = False
 
-    def __init__(self, article_key: str | None, base_url: str, scan_pager: bool) -> None:
-        self.items: list[_Block | _Image] = []
-        self.spans: dict = {}
-        self.parts: list[str] = []
-        self.lines: list[str] = []
-        self.started = False
-        self.ctx: tuple = (None, 0, 0, None)
-        self.stack: list[tuple] = []
-        self.link_len = 0
-        self.links = 0
-        self.pager = False
-        self.in_link = 0
-        self.href: str | None = None
-        self.last_br = False
-        self.key = article_key
-        self.key_marker = f"c_{article_key}" if article_key else ""
-        self.base_url = base_url
-        self.scan_pager = scan_pager
-        self.page_links: list[tuple[int, str]] = []
-
-    # -- text accumulation -----------------------------------------------------------------
-    def add(self, text: str) -> None:
-        if text.isspace():
-            if self.started:
-                self.parts.append(" ")
-            return
-        if not self.started:
-            self.started = True
-            self.ctx = self.stack[-1]
-        self.parts.append(text)
-        self.last_br = False
-        if self.in_link:
-            self.link_len += len(text.strip())
-
-    def br(self) -> None:
-        if self.last_br:
-            if self.started:
-                self.flush()
-            return
-        self.last_br = True
-        if self.started:
-            self.lines.append("".join(self.parts))
-            self.parts = []
-
-    def flush(self) -> None:
-        self.last_br = False
-        self.lines.append("".join(self.parts))
-        elem, flags, level, figure = self.ctx
-        lines = self.lines
-        link_len, links, pager = self.link_len, self.links, self.pager
-        self.parts = []
-        self.lines = []
-        self.started = False
-        self.link_len = 0
-        self.links = 0
-        self.pager = False
-        if len(lines) > 1:
-            lines = [t for t in map(_clean, lines) if t]
-            kinds = [_kind(t) for t in lines]
+    def flush() -> None:
+        nonlocal parts, lines, started, link_len, links, pager, last_br
+        last_br = False
+        elem, flags, level, figure = ctx
+        if lines:
+            lines.append("".join(parts))
+            texts = [t for t in map(_clean, lines) if t]
+            kinds = [_kind(t) for t in texts]
             if any(kinds):
                 # Lines that are a source, a date, a caption or a file name stand alone.
-                for t, k in zip(lines, kinds):
-                    self.items.append(_Block(t, elem, flags, level, figure, link_len if links else 0,
-                                             links, pager, k, len(t)))
-                return
-            text = " ".join(lines)
-        else:
-            text = _clean(lines[0])
-        if text:
-            self.items.append(_Block(text, elem, flags, level, figure, link_len, links, pager,
-                                     _kind(text), len(text)))
-
-    # -- the walk ----------------------------------------------------------------------------
-    def walk(self, el, flags: int, level: int, figure) -> None:
-        tag = el.tag
-        if tag in _BLOCK_TAGS:
-            if self.started:
-                self.flush()
+                for t, k in zip(texts, kinds):
+                    append_item(_Block(t, elem, flags, level, figure, link_len if links else 0,
+                                       links, pager, k, len(t)))
+                text = ""
             else:
-                self.last_br = False
-            start = len(self.items)
+                text = " ".join(texts)
+            lines = []
+        else:
+            text = _clean("".join(parts))
+        if text:
+            append_item(_Block(text, elem, flags, level, figure, link_len, links, pager,
+                               _kind(text), len(text)))
+        parts = []
+        started = False
+        link_len = 0
+        links = 0
+        pager = False
+
+    def collapse(el, bctx: tuple) -> bool:
+        # Walking every item of a large menu in Python costs more than parsing it: a list with
+        # two links or more, a link per item and short items is taken whole, unread.
+        text_len, n_links, n_items = (int(float(x)) for x in _LIST_MEASURE(el).split(","))
+        if n_links < 2 or n_links < n_items or text_len > 80 * n_links:
+            return False
+        if scan_pager and any(marker in h for h in _HREFS(el)):
+            return False  # it may be the pager: walk it to read its links
+        _e, flags, level, figure = bctx
+        append_item(_Block("", el, flags | _LIST, level, figure, text_len, n_links, False,
+                           K_COLLAPSED, text_len))
+        return True
+
+    def walk(el, bctx: tuple) -> None:
+        nonlocal parts, lines, started, ctx, link_len, links, pager, in_link, href, last_br
+        tag = el.tag
+        is_block = tag in _BLOCK_TAGS
+        is_link = False
+        outer = bctx  # a tail belongs to the block around the element
+        if is_block:
+            if started:
+                flush()
+            last_br = False
+            start = len(items)
+            _e, flags, level, figure = bctx
             if tag == "nav" or tag == "aside":
                 flags |= _NAV
             else:
                 cls = el.get("class")
                 ident = el.get("id")
                 if cls or ident:
-                    flags |= _hint_flags(f"{cls} {ident}")
+                    flags |= _hint_flags(cls, ident)
             if tag in _HEADING_LEVEL:
                 level = _HEADING_LEVEL[tag]
             elif tag in _LIST_TAGS:
@@ -447,91 +457,130 @@ class _Linearizer:
                 figure = el
             elif tag == "figcaption":
                 flags |= _FIGCAP
-            if not (flags & (_NAV | _LIST) and len(el) >= 3 and self.collapse(el, flags, level, figure)):
-                self.stack.append((el, flags, level, figure))
-                text = el.text
-                if text:
-                    self.add(text)
-                for child in el:
-                    ctag = child.tag
-                    if ctag in _SKIP_TAGS or ctag.__class__ is not str:
-                        if child.tail:
-                            self.add(child.tail)
-                    else:
-                        self.walk(child, flags, level, figure)
-                if self.started:
-                    self.flush()
-                else:
-                    self.last_br = False
-                self.stack.pop()
-            self.spans[el] = (start, len(self.items))
+            bctx = (el, flags, level, figure)
+            if flags & (_NAV | _LIST) and len(el) >= 3 and collapse(el, bctx):
+                spans[el] = (start, len(items))
+                tail = el.tail
+                if tail and not tail.isspace():
+                    started = True
+                    ctx = outer
+                    parts.append(tail)
+                return
         elif tag == "br":
-            self.br()
+            if last_br:
+                if started:
+                    flush()
+            else:
+                last_br = True
+                if started:
+                    lines.append("".join(parts))
+                    parts = []
+            tail = el.tail
+            if tail and not tail.isspace():
+                if not started:
+                    started = True
+                    ctx = bctx
+                parts.append(tail)
+                last_br = False
+                if in_link:
+                    link_len += len(tail.strip())
+            return
         elif tag == "img":
-            self.image(el, flags, figure)
-        else:
-            is_link = tag == "a"
-            if is_link:
-                self.open_link(el)
-            text = el.text
+            if started:
+                flush()
+            src = (el.get("src") or el.get("data-src") or el.get("data-original") or "").strip()
+            if src and not src.startswith("data:") and not _tiny(el):
+                append_item(_Image(src, el, bctx[1], bctx[3], href))
+            last_br = False
+            tail = el.tail
+            if tail and not tail.isspace():
+                started = True
+                ctx = bctx
+                parts.append(tail)
+                if in_link:
+                    link_len += len(tail.strip())
+            return
+        elif tag == "a":
+            is_link = True
+            in_link += 1
+            links += 1
+            link_href = el.get("href")
+            if link_href is not None:
+                href = link_href
+                if marker and marker in link_href:
+                    absolute = urljoin(base_url, link_href.strip())
+                    ref = parse_article_url(absolute)
+                    if ref is not None and ref.article_key == article_key:
+                        page_links.append((ref.page, _strip_fragment(absolute)))
+                        pager = True
+        text = el.text
+        if text:
+            if text.isspace():
+                if started:
+                    parts.append(" ")
+            else:
+                if not started:
+                    started = True
+                    ctx = bctx
+                parts.append(text)
+                last_br = False
+                if in_link:
+                    link_len += len(text.strip())
+        for child in el:
+            ctag = child.tag
+            if ctag in _SKIP_TAGS or ctag.__class__ is not str:
+                text = child.tail
+            else:
+                walk(child, bctx)
+                continue
             if text:
-                self.add(text)
-            for child in el:
-                ctag = child.tag
-                if ctag in _SKIP_TAGS or ctag.__class__ is not str:
-                    if child.tail:
-                        self.add(child.tail)
+                if text.isspace():
+                    if started:
+                        parts.append(" ")
                 else:
-                    self.walk(child, flags, level, figure)
-            if is_link:
-                self.in_link -= 1
-                if not self.in_link:
-                    self.href = None
-        tail = el.tail
-        if tail:
-            self.add(tail)
+                    if not started:
+                        started = True
+                        ctx = bctx
+                    parts.append(text)
+                    last_br = False
+                    if in_link:
+                        link_len += len(text.strip())
+        if is_block:
+            if started:
+                flush()
+            last_br = False
+            spans[el] = (start, len(items))
+        elif is_link:
+            in_link -= 1
+            if not in_link:
+                href = None
+        text = el.tail
+        if text:
+            if text.isspace():
+                if started:
+                    parts.append(" ")
+            else:
+                if not started:
+                    started = True
+                    ctx = outer
+                parts.append(text)
+                last_br = False
+                if in_link:
+                    link_len += len(text.strip())
 
-    def collapse(self, el, flags: int, level: int, figure) -> bool:
-        """Take a link list (menu, sidebar, related stories) as one block without walking it.
+    walk(top, (top.getparent(), 0, 0, None))
+    if started:
+        flush()
+    return items, spans, page_links
 
-        Walking every item of a large menu in Python would cost more than parsing the page.
-        A list is taken whole when it has two links or more, a link per item and short items.
-        """
-        text_len, n_links, n_items = (int(float(x)) for x in _LIST_MEASURE(el).split(","))
-        if n_links < 2 or n_links < n_items or text_len > 80 * n_links:
-            return False
-        if self.scan_pager and any(self.key_marker in h for h in _HREFS(el)):
-            return False  # it may be the pager: walk it to read its links
-        self.items.append(_Block("", el, flags | _LIST, level, figure, text_len, n_links, False,
-                                 K_COLLAPSED, text_len))
-        return True
 
-    def open_link(self, el) -> None:
-        self.in_link += 1
-        self.links += 1
-        href = el.get("href")
-        if href is None:
-            return
-        self.href = href
-        marker = self.key_marker
-        if marker and marker in href:
-            absolute = urljoin(self.base_url, href.strip())
-            ref = parse_article_url(absolute)
-            if ref is not None and ref.article_key == self.key:
-                self.page_links.append((ref.page, _strip_fragment(absolute)))
-                self.pager = True
-
-    def image(self, el, flags: int, figure) -> None:
-        if self.started:
-            self.flush()
-        src = (el.get("src") or el.get("data-src") or el.get("data-original") or "").strip()
-        if not src or src.startswith("data:"):
-            return
-        for attr in ("width", "height"):
-            value = el.get(attr)
-            if value and value.strip().isdigit() and int(value) < 30:
-                return  # spacers and icons
-        self.items.append(_Image(src, el, flags, figure, self.href))
+def _tiny(img) -> bool:
+    """A spacer or an icon: a declared width or height under 30 pixels."""
+    for attr in ("width", "height"):
+        value = img.get(attr)
+        if value and value.strip().isdigit() and int(value) < 30:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,11 +598,9 @@ def extract_article(html: str, url: str) -> ArticlePage:
     current_page = ref.page if ref else 1
     key = ref.article_key if ref else None
     scan_pager = bool(key) and isinstance(html, str) and f"c_{key}" in html
-    lin = _Linearizer(key, base, scan_pager)
     body_el = root.find("body")
-    lin.stack.append((root, 0, 0, None))
-    lin.walk(body_el if body_el is not None else root, 0, 0, None)
-    items = lin.items
+    items, spans, page_links = _linearise(body_el if body_el is not None else root, key, base,
+                                          scan_pager)
 
     page_title = raw_title.lower()
     segments = [s.strip() for s in _TITLE_SPLIT.split(page_title) if s.strip()] or [""]
@@ -653,17 +700,17 @@ def extract_article(html: str, url: str) -> ArticlePage:
     # -- the body ----------------------------------------------------------------------------
     anchor = date_idx if date_idx is not None else title_idx
     start = anchor + 1 if anchor is not None else 0
-    paragraphs, images, late_source = _body(items, lin.spans, start,
+    paragraphs, images, late_source = _body(items, spans, start,
                                             source is None and date_idx is not None, base)
     if late_source:
         source = late_source
 
     # -- the pager ---------------------------------------------------------------------------
     others: dict[int, str] = {}
-    for page, link in lin.page_links:
+    for page, link in page_links:
         if page != current_page and page not in others:
             others[page] = link
-    numbers = [page for page, _ in lin.page_links]
+    numbers = [page for page, _ in page_links]
     text_pager = False
     for i in range(start, len(items)):
         b = items[i]
