@@ -315,6 +315,7 @@ def _hint_flags(cls: str | None, ident: str | None) -> int:
     return flags
 
 
+_HREF_ARTICLE = re.compile(r"(?:^|/)c_(\d+)(?:_(\d+))?\.htm(?:[?#]|$)")
 _LIST_MEASURE = etree.XPath(
     "concat(string-length(normalize-space(.)), ',', count(.//a), ',', count(.//li))"
 )
@@ -508,10 +509,11 @@ def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
             if link_href is not None:
                 href = link_href
                 if marker and marker in link_href:
-                    absolute = urljoin(base_url, link_href.strip())
-                    ref = parse_article_url(absolute)
-                    if ref is not None and ref.article_key == article_key:
-                        page_links.append((ref.page, _strip_fragment(absolute)))
+                    # A cheap look at the href here; the full URL check once per page number
+                    # after the walk (a pager links the same page several times).
+                    m = _HREF_ARTICLE.search(link_href)
+                    if m and m[1].lstrip("0") == article_key:
+                        page_links.append((int(m[2] or 1), link_href))
                         pager = True
         text = el.text
         if text:
@@ -571,7 +573,14 @@ def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
     walk(top, (top.getparent(), 0, 0, None))
     if started:
         flush()
-    return items, spans, page_links
+    checked: dict[int, str | None] = {}
+    for page, link_href in page_links:
+        if page not in checked:
+            absolute = urljoin(base_url, link_href.strip())
+            ref = parse_article_url(absolute)
+            ok = ref is not None and ref.article_key == article_key and ref.page == page
+            checked[page] = _strip_fragment(absolute) if ok else None
+    return items, spans, [(p, u) for p, u in checked.items() if u is not None]
 
 
 def _tiny(img) -> bool:
