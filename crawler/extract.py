@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from html import unescape as html_unescape
 from unicodedata import normalize
-from datetime import date
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from lxml import etree
@@ -666,9 +666,9 @@ def extract_article(html: str, url: str) -> ArticlePage:
                 return i, b
         return pool[0][1], pool[0][2]
 
+    cands: list[tuple[int, _Block]] = []
     if date_idx is not None:
         # Nearest first: the title sits just above the source and date lines.
-        cands = []
         i = date_idx - 1
         while i >= 0 and len(cands) < 8 and date_idx - i <= 40:
             b = items[i]
@@ -677,7 +677,6 @@ def extract_article(html: str, url: str) -> ArticlePage:
             i -= 1
         picked = pick_title(cands)
     else:
-        cands = []
         for i, b in enumerate(items):
             if b.__class__ is _Block and eligible(b) and (
                 b.level or _title_quality(b.text.lower(), page_title, segments) >= 2
@@ -942,10 +941,10 @@ def extract_listing(html: str, url: str) -> ListingPage:
         if here is None:
             continue
         lref = parse_listing_url(absolute)
-        if lref is not None and lref.node == here.node and lref.prefix == here.prefix:
-            if lref.page not in seen_pages:
-                seen_pages.add(lref.page)
-                listings.append(absolute)
+        if (lref is not None and lref.node == here.node and lref.prefix == here.prefix
+                and lref.page not in seen_pages):
+            seen_pages.add(lref.page)
+            listings.append(absolute)
     return ListingPage(tuple(articles), tuple(listings))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from extract_golden import CASES_DIR, FIELDS, case_names, extract, meta  # noqa: E402
+from extract_golden import CASES_DIR, FIELDS, case_names, extract, meta
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ import pytest
 from crawler.extract import extract_article
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: our helper
-from extract_golden import FIELDS, case_names, expected, extract, meta, response  # noqa: E402
+from extract_golden import FIELDS, case_names, expected, extract, meta, response
 
 CASES = case_names()
 FIELD_CASES = [(name, f) for name in CASES for f in FIELDS[meta(name)["kind"]]]

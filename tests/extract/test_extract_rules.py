@@ -6,7 +6,12 @@ from datetime import date
 
 import pytest
 
-from crawler.extract import PageImage, extract_article, extract_listing, find_section_url
+from crawler.extract import (
+    PageImage,
+    extract_article,
+    extract_listing,
+    find_section_url,
+)
 
 URL = "http://www.exploringtianjin.com/2020-05/25/c_493222.htm"
 FOOTER = (
