@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -102,6 +103,83 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def open_existing_database(url: str) -> Any:
+    """A Repository on an existing database at the newest schema, or a one-line CommandError."""
+    from storage.db import StorageError, check_database, make_engine, parse_database_url
+    from storage.repository import Repository
+
+    try:
+        parsed = parse_database_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            if not os.path.exists(parsed.database):
+                raise CommandError(f"no database at {parsed.database}; run a crawl first or pass --db")
+        status = check_database(url)
+        if not status.up_to_date:
+            raise CommandError(
+                f"the database {_db_label(url)} is at schema {status.current_revision or 'none'}, not "
+                f"{status.head_revision}; run: tianjin-updates db upgrade --db URL"
+            )
+        return Repository(make_engine(url))
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from crawler.export import WRITERS, article_document, counted
+    from storage.db import StorageError
+
+    db = resolve_db(args.db)
+    repo = open_existing_database(db)
+    writer = WRITERS[args.format]
+    last = [args.since]
+    try:
+        documents = counted((article_document(a) for a in repo.iter_changes(since=args.since)), last)
+        if args.output in (None, "-"):
+            count = writer(documents, sys.stdout)
+            sys.stdout.flush()
+        else:
+            # Written beside the target and renamed at the end: a failed export leaves no half file.
+            tmp = f"{args.output}.part"
+            try:
+                with open(tmp, "w", encoding="utf-8", newline="") as stream:
+                    count = writer(documents, stream)
+                os.replace(tmp, args.output)
+            except OSError as exc:
+                raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        repo.engine.dispose()
+    print(
+        f"Exported {count} articles changed after change_seq {args.since}; "
+        f"next time pass --since {last[0]}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from crawler.export import RUN_COLUMNS, format_table, run_row
+    from storage.db import StorageError
+
+    repo = open_existing_database(resolve_db(args.db))
+    try:
+        runs = repo.recent_runs(args.limit)
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        repo.engine.dispose()
+    if not runs:
+        print("No crawl runs recorded yet.")
+        return EXIT_OK
+    for line in format_table(RUN_COLUMNS, [run_row(r) for r in runs]):
+        print(line)
+    return EXIT_OK
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     db = resolve_db(args.db)
     prepare_database(db)
@@ -160,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_progress(demo)
     demo.set_defaults(func=cmd_demo)
 
+    export = sub.add_parser(
+        "export",
+        help="write stored articles as JSON lines or CSV",
+        description=(
+            "Write the stored articles (with their images) in change order. With --since, only those "
+            "changed after that change_seq: pass the number the previous export printed."
+        ),
+    )
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
+    export.add_argument("--since", type=_non_negative_int, default=0, metavar="CHANGE_SEQ", help="only articles changed after this change_seq (default: 0, all)")
+    add_db(export)
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export.set_defaults(func=cmd_export)
+
+    runs = sub.add_parser("runs", help="show recent crawl runs", description="Show the most recent crawl runs as a table.")
+    add_db(runs)
+    runs.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default: 20)")
+    runs.set_defaults(func=cmd_runs)
+
     db = sub.add_parser("db", help="database upkeep", description="Database upkeep.")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_sub.add_parser("upgrade", help="bring the database to the newest schema (Alembic)")
@@ -175,6 +272,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
     return value
 
 
