@@ -150,9 +150,14 @@ def _strip_fragment(url: str) -> str:
 _DATE_RE = re.compile(
     r"updated\s*[:\uff1a]\s*(\d{4})\s*[-/.\u5e74]\s*(\d{1,2})\s*[-/.\u6708]\s*(\d{1,2})", re.I
 )
+_TRAILING_PAREN_RE = re.compile(r"[(\uff08]\s*([^()\uff08\uff09]*?)\s*[)\uff09]$")
 _PAREN_RE = re.compile(r"^[(\uff08]\s*(.*?)\s*[)\uff09]$", re.S)
 _FILENAME_RE = re.compile(r"^[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp|tiff?)$", re.I)
-_FOOTER_RE = re.compile(r"copyright|\u00a9|icp\s*\u5907|icp\s*\d|all rights reserved", re.I)
+# A footer line starts with the copyright notice, reserves the rights or gives the ICP licence
+# number; a sentence that merely mentions copyright is not one.
+_FOOTER_RE = re.compile(
+    r"^\s*(?:copyright|\u00a9)|all rights reserved|icp\s*[\u5907\u8bc1]?\s*\d{6,}", re.I
+)
 _PAGER_TOKENS = frozenset(
     ["<", ">", "<<", ">>", "\u00ab", "\u00bb", "\u2039", "\u203a", "...", "\u2026", "|",
      "prev", "previous", "next", "first", "last", "page", "of", "\u4e0a\u4e00\u9875",
@@ -226,7 +231,7 @@ def _source_from_prefix(prefix: str) -> str | None:
     prefix = prefix.strip().rstrip("|\u00a6/\uff5c").strip()
     if not prefix:
         return None
-    m = _PAREN_RE.match(prefix)
+    m = _TRAILING_PAREN_RE.search(prefix)
     if m:
         return m[1].strip() or None
     segments = [s.strip() for s in re.split(r"[|\uff5c\u00a6]", prefix) if s.strip()]
@@ -758,9 +763,10 @@ def _body(items: list, spans: dict, start: int, source_open: bool,
         else:
             kind = b.kind
             if kind == K_FOOTER:
-                end = i
-                break
-            if kind == K_PAGER or b.pager:
+                if body_seen:
+                    end = i
+                    break
+            elif kind == K_PAGER or b.pager:
                 if body_seen:
                     end = i
                     break

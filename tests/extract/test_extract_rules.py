@@ -132,6 +132,25 @@ def test_empty_and_space_only_paragraphs_are_dropped() -> None:
     assert got.paragraphs == ("One.", "Two.")
 
 
+def test_a_sentence_about_copyright_is_body_not_footer() -> None:
+    body = ("<div><p>Copyright protection for designers was the theme of a forum on Monday.</p>"
+            "<p>Judges said most copyright cases now involve online shops. All rights were kept.</p>"
+            "<p>Photo © Li Na</p></div>")
+    got = extract_article(page(HEAD + "<p>Updated: 2020-05-25</p>" + body), URL)
+    assert got.paragraphs == (
+        "Copyright protection for designers was the theme of a forum on Monday.",
+        "Judges said most copyright cases now involve online shops. All rights were kept.",
+        "Photo © Li Na",
+    )
+
+
+def test_source_at_the_end_of_a_run_in_dateline() -> None:
+    html = page("<p>Tianjin Updates</p><div><b>A kite festival fills the beach</b> (Xinhua) "
+                "Updated: 2020-05-25</div>" + BODY)
+    got = extract_article(html, URL)
+    assert (got.source, got.published_on, got.paragraphs) == ("Xinhua", date(2020, 5, 25), PARAS)
+
+
 # -- images --------------------------------------------------------------------------------------
 
 
