@@ -21,10 +21,11 @@ class CommandError(Exception):
 
 def _db_label(url: str) -> str:
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is reported by prepare_database
+    except ArgumentError:  # an unparsable URL is reported by prepare_database
         return url
 
 
@@ -58,7 +59,11 @@ def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str |
     overrides.setdefault("TIANJIN_PROGRESS_INTERVAL", args.progress)
     overrides.setdefault("LOG_LEVEL", "WARNING")
     settings = build_settings(overrides)
-    print(f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...", file=sys.stderr, flush=True)
+    print(
+        f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
     for line in summary_lines(outcome, _db_label(db)):
         print(line)
@@ -97,8 +102,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print()
         print("Look at the data:")
         if db.startswith("sqlite:///"):
-            path = db[len("sqlite:///"):]
-            print(f"  sqlite3 {path} \"SELECT article_key, published_on, page_count, title FROM articles ORDER BY published_on DESC LIMIT 10\"")
+            path = db[len("sqlite:///") :]
+            print(
+                f'  sqlite3 {path} "SELECT article_key, published_on, page_count, title FROM articles ORDER BY published_on DESC LIMIT 10"'
+            )
         print("  the tables and columns are described in the README (section 'The database').")
     return code
 
@@ -110,9 +117,9 @@ def open_existing_database(url: str) -> Any:
 
     try:
         parsed = parse_database_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            if not os.path.exists(parsed.database):
-                raise CommandError(f"no database at {parsed.database}; run a crawl first or pass --db")
+        path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise CommandError(f"no database at {path}; run a crawl first or pass --db")
         status = check_database(url)
         if not status.up_to_date:
             raise CommandError(
@@ -133,7 +140,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     writer = WRITERS[args.format]
     last = [args.since]
     try:
-        documents = counted((article_document(a) for a in repo.iter_changes(since=args.since)), last)
+        documents = counted(
+            (article_document(a) for a in repo.iter_changes(since=args.since)), last
+        )
         if args.output in (None, "-"):
             count = writer(documents, sys.stdout)
             sys.stdout.flush()
@@ -210,14 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="seconds between progress lines on stderr; 0 for none (default: 5)",
         )
 
-    crawl = sub.add_parser("crawl", help="crawl the site once", description="Crawl the site once into the database.")
+    crawl = sub.add_parser(
+        "crawl", help="crawl the site once", description="Crawl the site once into the database."
+    )
     crawl.add_argument(
         "--start-url",
         metavar="URL",
         help=f"home page, listing page (n_<node>.htm) or article to start from (default: {DEFAULT_START_URL})",
     )
     add_db(crawl)
-    crawl.add_argument("--max-pages", type=_positive_int, metavar="N", help="read at most N listing pages")
+    crawl.add_argument(
+        "--max-pages", type=_positive_int, metavar="N", help="read at most N listing pages"
+    )
     crawl.add_argument(
         "-s",
         dest="set",
@@ -234,7 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a replica of the site on a free loopback port and crawl it into the database.",
     )
     add_db(demo)
-    demo.add_argument("--articles", type=_positive_int, default=300, metavar="N", help="articles in the replica (default: 300)")
+    demo.add_argument(
+        "--articles",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="articles in the replica (default: 300)",
+    )
     add_progress(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -246,15 +265,31 @@ def build_parser() -> argparse.ArgumentParser:
             "changed after that change_seq: pass the number the previous export printed."
         ),
     )
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
-    export.add_argument("--since", type=_non_negative_int, default=0, metavar="CHANGE_SEQ", help="only articles changed after this change_seq (default: 0, all)")
+    export.add_argument(
+        "--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)"
+    )
+    export.add_argument(
+        "--since",
+        type=_non_negative_int,
+        default=0,
+        metavar="CHANGE_SEQ",
+        help="only articles changed after this change_seq (default: 0, all)",
+    )
     add_db(export)
-    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
     export.set_defaults(func=cmd_export)
 
-    runs = sub.add_parser("runs", help="show recent crawl runs", description="Show the most recent crawl runs as a table.")
+    runs = sub.add_parser(
+        "runs",
+        help="show recent crawl runs",
+        description="Show the most recent crawl runs as a table.",
+    )
     add_db(runs)
-    runs.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default: 20)")
+    runs.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default: 20)"
+    )
     runs.set_defaults(func=cmd_runs)
 
     db = sub.add_parser("db", help="database upkeep", description="Database upkeep.")

@@ -52,7 +52,8 @@ def article_document(article: Any) -> dict[str, Any]:
         "first_seen_at": _iso(article.first_seen_at),
         "last_seen_at": _iso(article.last_seen_at),
         "images": [
-            {"position": image.position, "url": image.url, "caption": image.caption} for image in article.images
+            {"position": image.position, "url": image.url, "caption": image.caption}
+            for image in article.images
         ],
     }
 
@@ -98,7 +99,20 @@ def counted(documents: Iterable[dict[str, Any]], last: list[int]) -> Iterator[di
 
 # --- runs -------------------------------------------------------------------------------------------
 
-RUN_COLUMNS = ("run", "started (UTC)", "took", "status", "trigger", "new", "updated", "unchanged", "dup", "incomplete", "pages", "errors")
+RUN_COLUMNS = (
+    "run",
+    "started (UTC)",
+    "took",
+    "status",
+    "trigger",
+    "new",
+    "updated",
+    "unchanged",
+    "dup",
+    "incomplete",
+    "pages",
+    "errors",
+)
 
 
 def _duration(started: datetime | None, finished: datetime | None) -> str:
@@ -124,8 +138,10 @@ def run_row(run: Any) -> tuple[str, ...]:
         return int(stats.get(f"store/articles_{name}", 0))
 
     errors = summary.get("errors")
-    error_total = sum(int(v) for v in errors.values()) if isinstance(errors, Mapping) else sum(
-        int(v) for k, v in stats.items() if k.startswith("spider/errors/")
+    error_total = (
+        sum(int(v) for v in errors.values())
+        if isinstance(errors, Mapping)
+        else sum(int(v) for k, v in stats.items() if k.startswith("spider/errors/"))
     )
     pages = summary.get("pages_fetched", stats.get("response_received_count", 0))
     started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "-"
@@ -147,10 +163,17 @@ def run_row(run: Any) -> tuple[str, ...]:
 
 def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """Left-aligned text columns, numbers right-aligned, two spaces apart."""
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
-    numeric = [bool(rows) and all(r[i].isdigit() or r[i] == "-" for r in rows) for i in range(len(header))]
+    widths = [
+        max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i])
+        for i in range(len(header))
+    ]
+    numeric = [
+        bool(rows) and all(r[i].isdigit() or r[i] == "-" for r in rows) for i in range(len(header))
+    ]
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)
+        ).rstrip()
 
     return [line(header), *(line(r) for r in rows)]

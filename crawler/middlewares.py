@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.utils.response import response_status_message
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from typing_extensions import Self
 
 
 def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) -> float | None:
@@ -30,11 +31,13 @@ def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) 
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def backoff_delay(retry_number: int, base: float, cap: float, retry_after: float | None = None) -> float:
+def backoff_delay(
+    retry_number: int, base: float, cap: float, retry_after: float | None = None
+) -> float:
     """Wait before retry ``retry_number`` (1-based): ``base * 2**(n-1)``, at least Retry-After, at most ``cap``."""
     if base <= 0 and retry_after is None:
         return 0.0
@@ -68,7 +71,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return o
 
     async def _wait(self, retry: Request, retry_after: float | None) -> None:
-        delay = backoff_delay(retry.meta.get("retry_times", 1), self.backoff, self.backoff_max, retry_after)
+        delay = backoff_delay(
+            retry.meta.get("retry_times", 1), self.backoff, self.backoff_max, retry_after
+        )
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -81,8 +86,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
         await self._wait(retry, retry_after_seconds(response.headers.get("Retry-After")))
         return retry
 
-    async def process_exception(self, request: Request, exception: Exception) -> Request | Response | None:  # type: ignore[override]
-        if request.meta.get("dont_retry", False) or not isinstance(exception, self.exceptions_to_retry):
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception
+    ) -> Request | Response | None:
+        if request.meta.get("dont_retry", False) or not isinstance(
+            exception, self.exceptions_to_retry
+        ):
             return None
         retry = self._retry(request, exception)
         if retry is not None:

@@ -10,8 +10,9 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy.crawler import Crawler
-    from typing_extensions import Self
 
 
 def progress_line(stats: dict[str, Any], elapsed: float) -> str:
@@ -58,7 +59,11 @@ class ProgressReporter:
 
     def report(self) -> None:
         assert self.crawler.stats is not None
-        print(progress_line(self.crawler.stats.get_stats(), time.monotonic() - self.started), file=self.stream, flush=True)
+        print(
+            progress_line(self.crawler.stats.get_stats(), time.monotonic() - self.started),
+            file=self.stream,
+            flush=True,
+        )
 
     def spider_closed(self) -> None:
         if self._task is not None and self._task.running:

@@ -72,7 +72,9 @@ class CrawlOutcome:
         return self.error is None
 
 
-def run_crawl(settings: Settings, start_url: str | None, max_pages: int | None = None) -> CrawlOutcome:
+def run_crawl(
+    settings: Settings, start_url: str | None, max_pages: int | None = None
+) -> CrawlOutcome:
     """Run the tianjin_updates spider to the end in this process (once per process: Twisted's rule)."""
     from scrapy.crawler import CrawlerProcess
 
@@ -104,7 +106,7 @@ def _one_line_records(record: logging.LogRecord) -> bool:
 
 
 def _counts(stats: Mapping[str, Any], prefix: str) -> dict[str, int]:
-    return {k[len(prefix):]: int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
+    return {k[len(prefix) :]: int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
 def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
@@ -132,13 +134,19 @@ def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
         lines.append("  items dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items()))
     lines.append(
         f"  pages fetched: {int(s.get('response_received_count', 0))}"
-        + (" (" + ", ".join(f"HTTP {k}: {n}" for k, n in statuses.items()) + ")" if statuses else "")
+        + (
+            " (" + ", ".join(f"HTTP {k}: {n}" for k, n in statuses.items()) + ")"
+            if statuses
+            else ""
+        )
         + f", listing pages: {int(s.get('spider/listing_pages', 0))}"
     )
     retries = int(s.get("retry/count", 0))
     if retries:
         lines.append(f"  retries: {retries}, gave up: {int(s.get('retry/max_reached', 0))}")
-    lines.append("  errors: " + (", ".join(f"{k}: {n}" for k, n in errors.items()) if errors else "none"))
+    lines.append(
+        "  errors: " + (", ".join(f"{k}: {n}" for k, n in errors.items()) if errors else "none")
+    )
     if outcome.error:
         lines.append(f"  error: {outcome.error}")
     return lines

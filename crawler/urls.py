@@ -93,7 +93,9 @@ def article_page_url(url: str, page: int) -> str:
     if ref is None:
         raise ValueError(f"not an article URL: {url}")
     suffix = "" if page == 1 else f"_{page}"
-    path = f"{ref.prefix}/{ref.year:04d}-{ref.month:02d}/{ref.day:02d}/c_{ref.article_key}{suffix}.htm"
+    path = (
+        f"{ref.prefix}/{ref.year:04d}-{ref.month:02d}/{ref.day:02d}/c_{ref.article_key}{suffix}.htm"
+    )
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
@@ -104,7 +106,9 @@ def listing_page_url(url: str, page: int) -> str:
     if ref is None:
         raise ValueError(f"not a listing URL: {url}")
     suffix = "" if page == 1 else f"_{page}"
-    return urlunsplit((parts.scheme, parts.netloc, f"{ref.prefix}/n_{ref.node}{suffix}.htm", "", ""))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, f"{ref.prefix}/n_{ref.node}{suffix}.htm", "", "")
+    )
 
 
 def hostname(url: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
@@ -64,7 +64,11 @@ def error_kind(failure: Failure) -> str:
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}"
     if isinstance(exc, IgnoreRequest):
-        return "robots" if "robots" in str(exc).lower() or "forbidden by robots" in str(exc) else "ignored"
+        return (
+            "robots"
+            if "robots" in str(exc).lower() or "forbidden by robots" in str(exc)
+            else "ignored"
+        )
     name = type(exc).__name__
     if "DNS" in name:
         return "dns"
@@ -82,7 +86,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
 
     name = "tianjin_updates"
 
-    def __init__(self, start_url: str | None = None, max_pages: int | str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, start_url: str | None = None, max_pages: int | str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.start_url = start_url or DEFAULT_START_URL
         self._max_pages_arg = int(max_pages) if max_pages not in (None, "") else None
@@ -110,7 +116,10 @@ class TianjinUpdatesSpider(scrapy.Spider):
     def start_failed(self, failure: Failure) -> None:
         url = failure.request.url  # type: ignore[attr-defined]
         kind = error_kind(failure)
-        self._fail_start(kind, f"cannot fetch {url} ({kind}: {_one_line(failure)}); check the start URL and the network")
+        self._fail_start(
+            kind,
+            f"cannot fetch {url} ({kind}: {_one_line(failure)}); check the start URL and the network",
+        )
 
     def parse_start(self, response: Response) -> Iterator[Any]:
         if not isinstance(response, TextResponse):
@@ -185,7 +194,11 @@ class TianjinUpdatesSpider(scrapy.Spider):
         extracted = extract_article(response.text, response.url)
         assembly.pages[page] = extracted
         known = [extracted.page_count or 1, page]
-        known += [r.page for r in map(parse_article_url, extracted.page_links) if r and r.article_key == assembly.key]
+        known += [
+            r.page
+            for r in map(parse_article_url, extracted.page_links)
+            if r and r.article_key == assembly.key
+        ]
         assembly.page_count = max(assembly.page_count, *known)
         yield from self._continue(assembly, page)
 
@@ -195,7 +208,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         page = request.meta.get("article_page", 1)
         yield from self._page_failed(assembly, page, error_kind(failure), _one_line(failure))
 
-    def _page_failed(self, assembly: ArticleAssembly, page: int, kind: str, detail: str = "") -> Iterator[Any]:
+    def _page_failed(
+        self, assembly: ArticleAssembly, page: int, kind: str, detail: str = ""
+    ) -> Iterator[Any]:
         stats = self.crawler.stats
         # robots.txt saying no is the site's wish, not an error.
         stats.inc_value("spider/robots_disallowed" if kind == "robots" else f"spider/errors/{kind}")
@@ -228,7 +243,11 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
     images: list[ImageItem] = []
     for number in sorted(assembly.pages):
         for image in assembly.pages[number].images:
-            images.append(ImageItem(position=len(images) + 1, url=image.url, caption=image.caption, page=number))
+            images.append(
+                ImageItem(
+                    position=len(images) + 1, url=image.url, caption=image.caption, page=number
+                )
+            )
     return ArticleItem(
         article_key=assembly.key,
         url=assembly.url,
@@ -240,7 +259,7 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
         pages_fetched=len(assembly.pages),
         complete=not assembly.failed and len(assembly.pages) == assembly.page_count,
         images=images,
-        fetched_at=datetime.now(timezone.utc),
+        fetched_at=datetime.now(UTC),
     )
 
 

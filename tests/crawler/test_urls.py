@@ -21,8 +21,18 @@ from crawler.urls import (
     [
         ("http://www.exploringtianjin.com/2020-05/25/c_493222.htm", "493222", 1, ""),
         ("http://www.exploringtianjin.com/2020-05/25/c_493222_2.htm", "493222", 2, ""),
-        ("https://tianjin.chinadaily.com.cn/2025-08/01/c_1117647_16.htm?x=1#top", "1117647", 16, ""),
-        ("http://regional.chinadaily.com.cn/tianjin/2021-01/04/c_585933.htm", "585933", 1, "/tianjin"),
+        (
+            "https://tianjin.chinadaily.com.cn/2025-08/01/c_1117647_16.htm?x=1#top",
+            "1117647",
+            16,
+            "",
+        ),
+        (
+            "http://regional.chinadaily.com.cn/tianjin/2021-01/04/c_585933.htm",
+            "585933",
+            1,
+            "/tianjin",
+        ),
     ],
 )
 def test_article_urls_are_recognised(url: str, key: str, page: int, prefix: str) -> None:
@@ -48,7 +58,11 @@ def test_other_urls_are_not_articles(url: str) -> None:
 def test_listing_urls() -> None:
     assert parse_listing_url("http://x.cn/n_17796.htm") is not None
     ref = parse_listing_url("http://subsites.chinadaily.com.cn/tianjin/Tianjinstory/n_17796_12.htm")
-    assert ref is not None and (ref.node, ref.page, ref.prefix) == ("17796", 12, "/tianjin/Tianjinstory")
+    assert ref is not None and (ref.node, ref.page, ref.prefix) == (
+        "17796",
+        12,
+        "/tianjin/Tianjinstory",
+    )
     assert parse_listing_url("http://x.cn/2020-05/25/c_1.htm") is None
     assert listing_page_url("http://x.cn/a/n_5_3.htm", 1) == "http://x.cn/a/n_5.htm"
     assert listing_page_url("http://x.cn/a/n_5.htm", 4) == "http://x.cn/a/n_5_4.htm"
@@ -66,11 +80,13 @@ def test_page_urls_and_canonical_form() -> None:
 
 
 def test_hosts_setting_and_membership() -> None:
-    hosts = parse_hosts(" WWW.ExploringTianjin.com, localhost:8080 ,http://127.0.0.1:99/x,, localhost")
+    hosts = parse_hosts(
+        " WWW.ExploringTianjin.com, localhost:8080 ,http://127.0.0.1:99/x,, localhost"
+    )
     assert hosts == ("www.exploringtianjin.com", "localhost", "127.0.0.1")
     assert is_site_url("http://localhost:5555/2020-05/25/c_1.htm", hosts)
     assert not is_site_url("http://example.org/2020-05/25/c_1.htm", hosts)
     assert not is_site_url("ftp://localhost/2020-05/25/c_1.htm", hosts)
-    assert rehost("http://localhost:5555/2020-05/25/c_1.htm?a#b", "http://127.0.0.1:5555/n_3.htm") == (
-        "http://127.0.0.1:5555/2020-05/25/c_1.htm"
-    )
+    assert rehost(
+        "http://localhost:5555/2020-05/25/c_1.htm?a#b", "http://127.0.0.1:5555/n_3.htm"
+    ) == ("http://127.0.0.1:5555/2020-05/25/c_1.htm")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from crawler.replica import ReplicaServer, ReplicaSite
 
@@ -46,12 +48,17 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str, str] | None = None) -> CliResult:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str, str] | None = None
+) -> CliResult:
     full_env = dict(os.environ)
-    full_env.pop("TIANJIN_UPDATES_DB", None)  # the default database must not come from the caller's shell
+    full_env.pop(
+        "TIANJIN_UPDATES_DB", None
+    )  # the default database must not come from the caller's shell
     full_env.update(env or {})
     proc = subprocess.run(
         [cli_path(), *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -61,29 +68,51 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def read_articles(db_file: Path) -> dict[str, dict[str, Any]]:
-    """Every stored article with its images, read as a consumer would: plain SQL, no project code."""
-    con = sqlite3.connect(db_file)
-    con.row_factory = sqlite3.Row
-    try:
-        articles = {r["article_key"]: dict(r) for r in con.execute("SELECT * FROM articles")}
-        by_id = {a["id"]: a for a in articles.values()}
-        for a in articles.values():
-            a["images"] = []
-        for r in con.execute("SELECT article_id, position, url, caption FROM article_images ORDER BY article_id, position"):
-            by_id[r["article_id"]]["images"].append((r["position"], r["url"], r["caption"]))
-        return articles
-    finally:
-        con.close()
+def _url(db: Path | str) -> str:
+    return f"sqlite:///{db}" if isinstance(db, Path) else db
 
 
-def read_runs(db_file: Path) -> list[dict[str, Any]]:
-    con = sqlite3.connect(db_file)
-    con.row_factory = sqlite3.Row
+def _value(value: Any) -> Any:
+    """Column values as plain JSON-like Python: dates as ISO text (SQLite gives text already)."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def query(db: Path | str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of a plain SQL query, as a consumer of the database would read them."""
+    engine = sa.create_engine(_url(db))
     try:
-        return [dict(r) for r in con.execute("SELECT * FROM crawl_runs ORDER BY id")]
+        with engine.connect() as connection:
+            return [
+                {k: _value(v) for k, v in row._mapping.items()}
+                for row in connection.execute(sa.text(sql), params)
+            ]
     finally:
-        con.close()
+        engine.dispose()
+
+
+def read_articles(db: Path | str) -> dict[str, dict[str, Any]]:
+    """Every stored article with its images, read with plain SQL, no project code."""
+    articles = {r["article_key"]: r for r in query(db, "SELECT * FROM articles")}
+    by_id = {a["id"]: a for a in articles.values()}
+    for a in articles.values():
+        a["complete"] = bool(a["complete"])
+        a["images"] = []
+    for r in query(
+        db,
+        "SELECT article_id, position, url, caption FROM article_images ORDER BY article_id, position",
+    ):
+        by_id[r["article_id"]]["images"].append((r["position"], r["url"], r["caption"]))
+    return articles
+
+
+def read_runs(db: Path | str) -> list[dict[str, Any]]:
+    runs = query(db, "SELECT * FROM crawl_runs ORDER BY id")
+    for run in runs:
+        if isinstance(run["stats"], str):
+            run["stats"] = json.loads(run["stats"])
+    return runs
 
 
 @pytest.fixture
