@@ -5,6 +5,7 @@ from __future__ import annotations
 from .generate import DEFAULT_TEMPLATES, HOLDOUT_TEMPLATES, TEMPLATES
 from .model import ExpectedArticle, Fault, FaultKind, ReplicaArticle, ReplicaImage, ReplicaResponse
 from .server import ReplicaServer
+from .similarity import shingle_jaccard
 from .site import ReplicaSite
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "ReplicaResponse",
     "ReplicaServer",
     "ReplicaSite",
+    "shingle_jaccard",
 ]

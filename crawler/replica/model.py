@@ -76,6 +76,11 @@ class ExpectedArticle:
     """False when some page can never be fetched."""
     images: tuple[tuple[int, str, str | None], ...]
     """``(position, src_path, caption)``; position is 1-based among the images of fetchable pages."""
+    duplicate_of: str | None = None
+    """A re-post: the key of the older article whose title and body (as crawled) it repeats exactly."""
+    near_duplicate_of: str | None = None
+    """A near re-post: the key of the older article whose body it repeats with small edits (word
+    3-shingle Jaccard of the bodies >= 0.8, below 1.0)."""
 
 
 class FaultKind(enum.Enum):

@@ -8,12 +8,20 @@ Rules:
 * exactly one listing entry links through the second host (``alias_host``), absolute;
 * special articles ("roles": faults, the 16-page article, the duplicate, the alias link, the
   robots.txt exclusion) are distinct articles among the 40 newest, chosen from the seed;
-* ``expected()`` follows the current ``faults`` and ``disallowed_paths``, so a test that switches
-  a fault gets a truth that matches.
+* ``expected()`` follows the current ``faults``, ``disallowed_paths`` and edits, so a test that
+  switches a fault or edits an article gets a truth that matches;
+* with ``reposts`` (default, 40 articles or more) one article among the 40 newest re-posts an
+  older one exactly (``repost``/``repost_of``) and one with small edits (``near_repost``/
+  ``near_repost_of``);
+* ``publish(n)`` puts n new articles on top of the listing. Articles keep their key, content and
+  page bytes; only their index (0 = newest) moves. Internally every article has a fixed "slot":
+  its index before any publish, negative for published ones (index = slot + published count).
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import datetime
 import functools
 import gzip
@@ -21,13 +29,29 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .generate import DEFAULT_TEMPLATES, TEMPLATES, Draft, Head, Layout
-from .markup import escape, malform, pager_numbers
+from crawler.text import clean_text
+
+from .generate import (
+    DEFAULT_TEMPLATES,
+    TEMPLATES,
+    Block,
+    Draft,
+    Head,
+    Layout,
+    Para,
+    Picture,
+    assemble,
+    near_edit,
+)
+from .markup import escape, malform, noisy_html, pager_numbers
 from .model import ExpectedArticle, Fault, FaultKind, ReplicaArticle, ReplicaResponse
+from .similarity import shingle_jaccard
 from .templates import TEMPLATE_CLASSES, Ctx, Link, Template
+from .words import Writer
 
 # The newest article id seen on the real site (2025-08).
 NEWEST_ID = 1117647
@@ -46,6 +70,11 @@ ROLES = (
     "meta_charset",
 )
 FAULT_ROLES = frozenset({"not_found", "flaky", "broken_page", "gbk", "malformed", "meta_charset"})
+REPOST_ROLES = ("repost", "repost_of", "near_repost", "near_repost_of")
+# The near re-post's original is chosen so that the bodies' word-3-shingle Jaccard falls here.
+NEAR_SIMILARITY = (0.88, 0.97)
+# expected() marks a re-post whose body is not identical but at least this similar as near.
+NEAR_THRESHOLD = 0.8
 
 _ARTICLE_PATH = re.compile(r"^/(\d{4})-(\d{2})/(\d{2})/c_(\d+)(?:_(\d+))?\.htm$")
 _LISTING_PATH = re.compile(r"^/n_(\d+)(?:_(\d+))?\.htm$")
@@ -120,6 +149,89 @@ class _FaultMap(dict[str, Fault]):
         super().clear()
 
 
+@dataclass(frozen=True)
+class _Edit:
+    """The edits made to one article so far."""
+
+    title: str | None = None
+    paragraphs: tuple[tuple[tuple[int, int], str], ...] = ()
+    """``((page, paragraph index), display text)``."""
+    captions: tuple[tuple[int, str | None], ...] = ()
+    """``(image position, display text or None for no caption)``."""
+    revision: int = 0
+
+
+def _choose_reposts(layout: Layout, taken: set[int]) -> dict[str, int]:
+    """Indices of the re-posts and their originals: distinct, unused by other roles, the re-posts
+    among the 40 newest, each original older (a strictly earlier date), in the same template and
+    plain; the near re-post's original is one whose edited body falls in NEAR_SIMILARITY (the
+    closest below its top when none does). {} when the site is too small."""
+    size = layout.size
+    if size < ROLE_POOL:
+        return {}
+    rng = random.Random(f"{layout.seed}:reposts")
+    newer = [i for i in range(ROLE_POOL) if i not in taken][:20]
+    rng.shuffle(newer)
+    links = ("", "")  # only the count of links changes the generated text
+    low, high = NEAR_SIMILARITY
+
+    def older(index: int, used: set[int]) -> list[int]:
+        # Unused articles of the weeks before, dated strictly before ``index``, in the same
+        # template (what a template shows, e.g. descriptive captions, depends on it).
+        date = layout.published_on(index)
+        template = layout.template_of(index)
+        return [
+            i
+            for i in range(index + 1, min(size, index + 60))
+            if i not in used and layout.template_of(i) == template and layout.published_on(i) < date
+        ]
+
+    def similarity(new: int, original: int) -> float:
+        draft = layout.draft(original, links)
+        edited = near_edit(
+            [list(page) for page in draft.pages], random.Random(f"{layout.seed}:{new}:near"), links
+        )
+        body = "\n\n".join(
+            b.text for page in edited for b in page if isinstance(b, Para) and b.text
+        )
+        return shingle_jaccard(draft.article.body, body)
+
+    for exact_new in newer:
+        options = older(exact_new, taken | {exact_new})
+        if options:
+            exact_old = rng.choice(options)
+            break
+    else:
+        return {}
+    used = taken | {exact_new, exact_old}
+    best: tuple[float, int, int] | None = None
+    for near_new in newer:
+        if near_new in used:
+            continue
+        options = older(near_new, used | {near_new})
+        rng.shuffle(options)
+        # Short articles first: the fixed-size edit lands in the window for most of them, and a
+        # short draft is cheap to make.
+        options.sort(key=lambda i: layout.head(i).page_count > 2)
+        for original in options[:8]:
+            value = similarity(near_new, original)
+            if low <= value <= high:
+                best = (value, near_new, original)
+                break
+            if NEAR_THRESHOLD < value < 1.0 and (best is None or value > best[0]):
+                best = (value, near_new, original)
+        if best is not None and low <= best[0] <= high:
+            break
+    if best is None:
+        return {}
+    return {
+        "repost": exact_new,
+        "repost_of": exact_old,
+        "near_repost": best[1],
+        "near_repost_of": best[2],
+    }
+
+
 class ReplicaSite:
     """A generated, deterministic copy of the Tianjin Updates section, rendered on demand."""
 
@@ -131,6 +243,7 @@ class ReplicaSite:
         faults: bool = True,
         per_page: int = 20,
         alias_host: str = "localhost",
+        reposts: bool = True,
     ) -> None:
         if not 1 <= articles <= MAX_ARTICLES:
             raise ValueError(f"articles must be between 1 and {MAX_ARTICLES}, not {articles}")
@@ -163,11 +276,10 @@ class ReplicaSite:
         newest = datetime.date(2025, 8, rng.randrange(14, 29))
 
         # The pagination shift: listing page dup_page's last item repeats on the next page.
-        self.dup_page: int | None = None
         dup_index: int | None = None
         if articles // per_page >= 1:
-            self.dup_page = 1 + rng.randrange(min(2, articles // per_page))
-            dup_index = self.dup_page * per_page - 1
+            dup_page = 1 + rng.randrange(min(2, articles // per_page))
+            dup_index = dup_page * per_page - 1
 
         candidates = [i for i in range(min(articles, ROLE_POOL)) if i != dup_index]
         rng.shuffle(candidates)
@@ -185,7 +297,7 @@ class ReplicaSite:
             if role in roles:
                 forced[roles[role]] = 1
         chinese = frozenset(roles[r] for r in ("gbk", "meta_charset") if r in roles)
-        self._layout = Layout(
+        layout = Layout(
             seed=seed,
             size=articles,
             templates=chosen,
@@ -196,19 +308,51 @@ class ReplicaSite:
             forced_pages=forced,
             chinese=chinese,
         )
-        self._head = functools.lru_cache(maxsize=8192)(self._layout.head)
+        copies: dict[str, int] = _choose_reposts(layout, set(roles.values())) if reposts else {}
+        if copies:
+            layout = dataclasses.replace(
+                layout,
+                copies={
+                    copies["repost"]: (copies["repost_of"], "exact"),
+                    copies["near_repost"]: (copies["near_repost_of"], "near"),
+                },
+            )
+        self._layout = layout
+        # Pairs (re-post slot, original slot) whose ExpectedArticle carries a duplicate mark.
+        self._pairs: tuple[tuple[int, int], ...] = (
+            (
+                (copies["repost"], copies["repost_of"]),
+                (copies["near_repost"], copies["near_repost_of"]),
+            )
+            if copies
+            else ()
+        )
+
+        # State that changes while serving (edits, published articles), guarded by one lock.
+        self._state = threading.RLock()
+        self._edits: dict[str, _Edit] = {}
+        self._published = 0
+        self._batch_starts: list[int] = []
+        self._batch_dates: list[datetime.date] = []
+
+        self._head = functools.lru_cache(maxsize=8192)(self._make_head)
         self._draft = functools.lru_cache(maxsize=256)(self._make_draft)
-        self._alias_index = roles.get("alias_host")
+        self._edited = functools.lru_cache(maxsize=256)(self._apply_edit)
+        self._retitled = functools.lru_cache(maxsize=1024)(self._retitle)
+        self._alias_slot = roles.get("alias_host")
+        self._dup_slot = dup_index
 
         self._hits: dict[str, int] = {}
         self._lock = threading.Lock()
         self.faults: dict[str, Fault] = _FaultMap(self._reset_hits)
         kept = {name: i for name, i in roles.items() if faults or name not in FAULT_ROLES}
+        kept.update(copies)
         self.fault_keys: dict[str, str] = {
             name: self._head(i).key for name, i in sorted(kept.items())
         }
         """Role name -> article key: "not_found", "flaky", "broken_page", "gbk", "meta_charset",
-        "malformed" (faults only), "sixteen_pages", "listed_twice", "alias_host", "robots_disallowed"."""
+        "malformed" (faults only), "sixteen_pages", "listed_twice", "alias_host", "robots_disallowed",
+        and (reposts, 40 articles or more) "repost", "repost_of", "near_repost", "near_repost_of"."""
         if faults:
             self._install_faults(roles)
 
@@ -220,46 +364,257 @@ class ReplicaSite:
     # -- articles --------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._size
+        return self._size + self._published
 
     def __iter__(self) -> Iterator[ReplicaArticle]:
-        return (self.article(i) for i in range(self._size))
+        return (self.article(i) for i in range(len(self)))
 
     def article(self, index: int) -> ReplicaArticle:
-        """Article ``index`` (0 = newest; negative counts from the oldest)."""
-        return self._draft(self._index(index)).article
+        """Article ``index`` (0 = newest; negative counts from the oldest), edits applied."""
+        with self._state:
+            return self._draft_of(self._slot(index)).article
 
     def article_by_key(self, key: str) -> ReplicaArticle:
         return self.article(self.index_of(key))
 
     def index_of(self, key: str) -> int:
         """The index of the article with id ``key``; KeyError when there is none."""
-        index = self._layout.index_of(str(key))
-        if index is None:
-            raise KeyError(key)
-        return index
+        with self._state:
+            slot = self._slot_of_key(str(key))
+            if slot is None:
+                raise KeyError(key)
+            return slot + self._published
 
     def head(self, index: int) -> Head:
-        """The cheap facts of article ``index`` (key, date, title, page count, template)."""
-        return self._head(self._index(index))
+        """The cheap facts of article ``index`` (key, date, title, page count, template).
 
-    def _index(self, index: int) -> int:
+        ``Head.index`` is the article's fixed slot, which is ``index`` until ``publish()`` is used.
+        """
+        with self._state:
+            return self._head_of(self._slot(index))
+
+    def _slot(self, index: int) -> int:
+        size = len(self)
         if index < 0:
-            index += self._size
-        if not 0 <= index < self._size:
-            raise IndexError(f"article index {index} out of range (site has {self._size})")
-        return index
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(f"article index {index} out of range (site has {size})")
+        return index - self._published
 
-    def _make_draft(self, index: int) -> Draft:
-        links = (self._head((index + 7) % self._size).path(), self.section_path)
-        return self._layout.draft(index, links)
+    def _slot_of_key(self, key: str) -> int | None:
+        slot = self._layout.index_of(key)
+        if slot is not None:
+            return slot
+        j = self._layout.fresh_number(key)
+        if j is not None and j < self._published:
+            return -1 - j
+        return None
+
+    def _wrap(self, slot: int) -> int:
+        """A neighbour slot, wrapping past the oldest article to the newest generated one."""
+        return slot % self._size if slot >= self._size else slot
+
+    def _make_head(self, slot: int) -> Head:
+        if slot >= 0:
+            return self._layout.head(slot)
+        return self._layout.head(slot, self._fresh_date(-1 - slot))
+
+    def _fresh_date(self, j: int) -> datetime.date:
+        """Date of the ``j``-th published article: each publish() starts the day after the newest."""
+        batch = bisect.bisect_right(self._batch_starts, j) - 1
+        offset = int((j - self._batch_starts[batch]) / self._layout.per_day)
+        return self._batch_dates[batch] + datetime.timedelta(days=offset)
+
+    def _links(self, slot: int) -> tuple[str, ...]:
+        return (self._head(self._wrap(slot + 7)).path(), self.section_path)
+
+    def _make_draft(self, slot: int) -> Draft:
+        return self._layout.draft(slot, self._links(slot), head=self._head(slot))
+
+    def _head_of(self, slot: int) -> Head:
+        """The head with the current title edit."""
+        head = self._head(slot)
+        edit = self._edits.get(head.key)
+        if edit is None or edit.title is None:
+            return head
+        return self._retitled(head, edit.title)
+
+    def _retitle(self, head: Head, title: str) -> Head:
+        rng = random.Random(f"{self.seed}:{head.key}:title:{title}")
+        return dataclasses.replace(head, title=clean_text(title), title_html=escape(title, rng))
+
+    def _draft_of(self, slot: int) -> Draft:
+        """The draft with the current edits."""
+        draft = self._draft(slot)
+        edit = self._edits.get(draft.head.key)
+        return draft if edit is None else self._edited(slot, edit)
+
+    def _apply_edit(self, slot: int, edit: _Edit) -> Draft:
+        base = self._draft(slot)
+        key = base.head.key
+        links = self._links(slot)
+        pages: list[list[Block]] = [list(blocks) for blocks in base.pages]
+        for (page, number), text in edit.paragraphs:
+            blocks = pages[page - 1]
+            at = [i for i, b in enumerate(blocks) if isinstance(b, Para) and b.text][number]
+            old = blocks[at]
+            assert isinstance(old, Para)
+            rng = random.Random(f"{self.seed}:{key}:edit:{page}:{number}:{text}")
+            blocks[at] = Para(
+                html=noisy_html(text, rng, links), text=clean_text(text), style=old.style
+            )
+        captions = dict(edit.captions)
+        position = 0
+        for blocks in pages:
+            for i, block in enumerate(blocks):
+                if not isinstance(block, Picture):
+                    continue
+                position += 1
+                if position not in captions:
+                    continue
+                shown = captions[position]
+                rng = random.Random(f"{self.seed}:{key}:caption:{position}:{shown}")
+                blocks[i] = dataclasses.replace(
+                    block,
+                    image=dataclasses.replace(
+                        block.image, caption=clean_text(shown) if shown is not None else None
+                    ),
+                    caption_html=escape(shown, rng) if shown is not None else None,
+                )
+        return assemble(self._head_of(slot), pages)
+
+    # -- changes while serving ---------------------------------------------------------------
+
+    def edit(
+        self,
+        key: str,
+        *,
+        title: str | None = None,
+        paragraph: tuple[int, int, str] | None = None,
+        caption: tuple[int, str | None] | None = None,
+    ) -> None:
+        """Change a live article; the next request serves the edited page(s).
+
+        ``title``: the new title as displayed (entities allowed; the truth is its clean text).
+        ``paragraph=(page, index, text)``: replace ``article.pages[page - 1][index]`` (page 1-based
+        as in ``path(page)``, index 0-based, negative from the end) with ``text``.
+        ``caption=(position, text)``: the caption of image ``position`` (1-based, article order, as
+        in ``ExpectedArticle.images``); None removes it. Edits accumulate and are rendered with the
+        same noisy markup as generated text. Thread-safe.
+        """
+        if title is None and paragraph is None and caption is None:
+            raise ValueError("nothing to edit: give title, paragraph or caption")
+        with self._state:
+            slot = self._slot_of_key(str(key))
+            if slot is None:
+                raise KeyError(key)
+            base = self._draft(slot).article
+            old = self._edits.get(base.key, _Edit())
+            new_title = old.title
+            if title is not None:
+                if not clean_text(title):
+                    raise ValueError("an edited title needs text")
+                new_title = title
+            paragraphs = dict(old.paragraphs)
+            if paragraph is not None:
+                page, number, text = paragraph
+                if not 1 <= page <= base.page_count:
+                    raise ValueError(f"article {base.key} has no page {page}")
+                count = len(base.pages[page - 1])
+                if not -count <= number < count:
+                    raise IndexError(f"page {page} of article {base.key} has {count} paragraphs")
+                if not clean_text(text):
+                    raise ValueError("an edited paragraph needs text")
+                paragraphs[(page, number % count)] = text
+            captions = dict(old.captions)
+            if caption is not None:
+                position, shown = caption
+                if not 1 <= position <= len(base.images):
+                    raise IndexError(f"article {base.key} has {len(base.images)} images")
+                captions[position] = shown if shown is not None and clean_text(shown) else None
+            self._edits[base.key] = _Edit(
+                title=new_title,
+                paragraphs=tuple(sorted(paragraphs.items())),
+                captions=tuple(sorted(captions.items())),
+                revision=old.revision + 1,
+            )
+
+    def edit_article(self, index_or_key: int | str) -> ExpectedArticle:
+        """A small deterministic edit: one sentence appended to the first paragraph of page 1.
+
+        ``index_or_key``: an ``int`` is an index (0 = newest), a ``str`` an article key. Returns the
+        article's new ExpectedArticle; ValueError (nothing edited) when page 1 cannot be fetched.
+        """
+        with self._state:
+            if isinstance(index_or_key, str):
+                index = self.index_of(index_or_key)
+            else:
+                index = self._slot(index_or_key) + self._published
+            slot = index - self._published
+            key = self._head(slot).key
+            if self.expected_article(index) is None:
+                raise ValueError(f"article {key} is not expected: its page 1 cannot be fetched")
+            first = self._draft_of(slot).article.pages[0][0]
+            old = self._edits.get(key)
+            revision = old.revision if old is not None else 0
+            sentence = Writer(random.Random(f"{self.seed}:{key}:revision:{revision}")).sentence()
+            self.edit(key, paragraph=(1, 0, f"{first} {sentence}"))
+            item = self.expected_article(index)
+            assert item is not None
+            return item
+
+    def edits(self) -> dict[str, tuple[str | None, int]]:
+        """Edited article keys -> (edited title or None, number of edits)."""
+        with self._state:
+            return {key: (e.title, e.revision) for key, e in self._edits.items()}
+
+    def publish(self, n: int = 1) -> list[str]:
+        """Publish ``n`` new articles: they take the top of the listing, newest first.
+
+        Their ids are larger and their dates later (from the day after the newest article on) than
+        every article's so far; every other article keeps its key and content and moves ``n`` places
+        down the listing (its index grows by ``n``). Returns the new keys, newest first, so
+        ``keys[i] == site.article(i).key``. Thread-safe.
+        """
+        if n < 0:
+            raise ValueError(f"n must not be negative, not {n}")
+        with self._state:
+            if len(self) + n > MAX_ARTICLES:
+                raise ValueError(f"a site holds at most {MAX_ARTICLES} articles")
+            if n == 0:
+                return []
+            first = self._published
+            if first:
+                newest = self._fresh_date(first - 1)
+            else:
+                newest = self._head(0).published_on
+            self._batch_starts.append(first)
+            self._batch_dates.append(newest + datetime.timedelta(days=1))
+            self._published = first + n
+            return [self._head(-1 - j).key for j in range(first + n - 1, first - 1, -1)]
+
+    @property
+    def published(self) -> int:
+        """How many articles ``publish()`` has added."""
+        return self._published
 
     # -- listing ---------------------------------------------------------------------------
 
     @property
+    def dup_page(self) -> int | None:
+        """The listing page holding ``listed_twice``; the article shows again on top of the next.
+
+        Until ``publish()`` is used it is that page's last item (a pagination shift).
+        """
+        with self._state:
+            if self._dup_slot is None:
+                return None
+            return (self._dup_slot + self._published) // self.per_page + 1
+
+    @property
     def listing_pages(self) -> int:
         """Number of listing pages."""
-        entries = self._size + (1 if self.dup_page else 0)
+        entries = len(self) + (1 if self._dup_slot is not None else 0)
         return -(-entries // self.per_page)
 
     def listing_path(self, page: int) -> str:
@@ -267,14 +622,19 @@ class ReplicaSite:
 
     def listing_entries(self, page: int) -> list[int]:
         """Indices of the articles listing page ``page`` shows, in order."""
-        if not 1 <= page <= self.listing_pages:
-            raise IndexError(page)
-        entries = self._size + (1 if self.dup_page else 0)
-        dup_at = self.dup_page * self.per_page if self.dup_page else entries
-        start = (page - 1) * self.per_page
-        return [
-            j if j < dup_at else j - 1 for j in range(start, min(start + self.per_page, entries))
-        ]
+        with self._state:
+            if not 1 <= page <= self.listing_pages:
+                raise IndexError(page)
+            entries = len(self) + (1 if self._dup_slot is not None else 0)
+            dup = dup_at = entries
+            if self._dup_slot is not None:
+                dup = self._dup_slot + self._published
+                dup_at = min((dup // self.per_page + 1) * self.per_page, entries - 1)
+            start = (page - 1) * self.per_page
+            return [
+                j if j < dup_at else dup if j == dup_at else j - 1
+                for j in range(start, min(start + self.per_page, entries))
+            ]
 
     # -- faults and robots -----------------------------------------------------------------
 
@@ -326,26 +686,52 @@ class ReplicaSite:
 
     def expected(self) -> dict[str, ExpectedArticle]:
         """Every article a correct crawl of the whole listing stores, keyed by article key."""
-        out: dict[str, ExpectedArticle] = {}
-        skipped: set[str] = set()
-        for page in range(1, self.listing_pages + 1):
-            if not self.fetchable(self.listing_path(page)):
-                continue
-            for index in self.listing_entries(page):
-                key = self._head(index).key
-                if key in out or key in skipped:
+        with self._state:
+            out: dict[str, ExpectedArticle] = {}
+            skipped: set[str] = set()
+            for page in range(1, self.listing_pages + 1):
+                if not self.fetchable(self.listing_path(page)):
                     continue
-                expected = self.expected_article(index)
-                if expected is None:
-                    skipped.add(key)
-                else:
-                    out[key] = expected
-        return out
+                for index in self.listing_entries(page):
+                    slot = index - self._published
+                    key = self._head(slot).key
+                    if key in out or key in skipped:
+                        continue
+                    expected = self._expected_slot(slot)
+                    if expected is None:
+                        skipped.add(key)
+                    else:
+                        out[key] = expected
+            for new, old in self._pairs:
+                new_key, old_key = self._head(new).key, self._head(old).key
+                if new_key in out and old_key in out:
+                    out[new_key] = self._marked(out[new_key], out[old_key])
+            return out
 
     def expected_article(self, index: int) -> ExpectedArticle | None:
         """What a correct crawl stores for article ``index``; None when its page 1 cannot be fetched."""
-        draft = self._draft(self._index(index))
-        art = draft.article
+        with self._state:
+            slot = self._slot(index)
+            item = self._expected_slot(slot)
+            for new, old in self._pairs:
+                if item is not None and slot == new:
+                    original = self._expected_slot(old)
+                    if original is not None:
+                        item = self._marked(item, original)
+            return item
+
+    @staticmethod
+    def _marked(item: ExpectedArticle, original: ExpectedArticle) -> ExpectedArticle:
+        """A re-post's truth with its mark: duplicate when title and body are the original's,
+        near duplicate when the bodies' word-3-shingle Jaccard is at least NEAR_THRESHOLD."""
+        if (item.title, item.body) == (original.title, original.body):
+            return dataclasses.replace(item, duplicate_of=original.key)
+        if shingle_jaccard(item.body, original.body) >= NEAR_THRESHOLD:
+            return dataclasses.replace(item, near_duplicate_of=original.key)
+        return item
+
+    def _expected_slot(self, slot: int) -> ExpectedArticle | None:
+        art = self._draft_of(slot).article
         total = art.page_count
         if not self.fetchable(art.path(1)):
             return None
@@ -381,9 +767,9 @@ class ReplicaSite:
     ) -> ReplicaResponse:
         """Render the response to ``GET path`` sent with ``Host: host`` (pure, except FLAKY counters)."""
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        return self._compress(
-            self._respond(host or "127.0.0.1", urlsplit(path).path or "/"), lowered
-        )
+        with self._state:
+            response = self._respond(host or "127.0.0.1", urlsplit(path).path or "/")
+        return self._compress(response, lowered)
 
     def _respond(self, host: str, path: str) -> ReplicaResponse:
         fault = self.faults.get(path)
@@ -433,7 +819,10 @@ class ReplicaSite:
 
     def _route(self, host: str, path: str, charset: str) -> ReplicaResponse:
         if path in ("/", "/index.htm", "/index.html"):
-            featured = [self._link(host, i, "/", 2 * (i % 2)) for i in range(min(5, self._size))]
+            featured = [
+                self._link(host, i - self._published, "/", 2 * (i % 2))
+                for i in range(min(5, len(self)))
+            ]
             return self._html(200, self._look().home(self._ctx(host, path, charset), featured))
         if path == "/robots.txt":
             return ReplicaResponse(
@@ -443,18 +832,17 @@ class ReplicaSite:
             return ReplicaResponse(200, {"Content-Type": "image/jpeg"}, _JPEG)
         m = _ARTICLE_PATH.match(path)
         if m:
-            index = self._layout.index_of(m[4])
-            if index is not None:
-                head = self._head(index)
+            slot = self._slot_of_key(m[4])
+            if slot is not None:
+                head = self._head(slot)
                 page = int(m[5]) if m[5] else 1
                 if 1 <= page <= head.page_count and head.path(page) == path:
                     most_read = [
-                        self._link(host, (index + k) % self._size, path, k % 2 * 2)
-                        for k in range(1, 7)
+                        self._link(host, self._wrap(slot + k), path, k % 2 * 2) for k in range(1, 7)
                     ]
                     most_read = [link for link in most_read if link.href != path]
                     ctx = self._ctx(host, path, charset, most_read)
-                    html = TEMPLATE_CLASSES[head.template].article(ctx, self._draft(index), page)
+                    html = TEMPLATE_CLASSES[head.template].article(ctx, self._draft_of(slot), page)
                     return self._html(200, html)
         m = _LISTING_PATH.match(path)
         if m:
@@ -480,10 +868,11 @@ class ReplicaSite:
         items = []
         for j, index in enumerate(self.listing_entries(page)):
             position = (page - 1) * self.per_page + j
-            if index == self._alias_index:
+            slot = index - self._published
+            if slot == self._alias_slot:
                 port = host.rsplit(":", 1)[1] if ":" in host else ""
                 netloc = f"{self.alias_host}:{port}" if port else self.alias_host
-                head = self._head(index)
+                head = self._head_of(slot)
                 items.append(
                     Link(
                         self._title_html(head),
@@ -494,8 +883,10 @@ class ReplicaSite:
                 )
             else:
                 # Hrefs of every form a browser resolves: root-relative, relative, absolute, scheme-relative.
-                items.append(self._link(host, index, path, (position * 7 + self.seed) % 10))
-        most_read = [self._link(host, i, path, 0) for i in range(min(6, self._size))]
+                items.append(self._link(host, slot, path, (position * 7 + self.seed) % 10))
+        most_read = [
+            self._link(host, i - self._published, path, 0) for i in range(min(6, len(self)))
+        ]
         ctx = self._ctx(host, path, charset, most_read)
         html = self._look().listing(ctx, "Tianjin Updates", page, self.listing_pages, items)
         return self._html(200, html)
@@ -506,8 +897,8 @@ class ReplicaSite:
             return escape(head.title[:68].rstrip()) + "..."
         return head.title_html
 
-    def _link(self, host: str, index: int, from_path: str, style: int) -> Link:
-        head = self._head(index)
+    def _link(self, host: str, slot: int, from_path: str, style: int) -> Link:
+        head = self._head_of(slot)
         path = head.path()
         if style <= 4:
             href = path

@@ -36,6 +36,7 @@ ALL_ROLES = {
     "alias_host",
     "robots_disallowed",
 }
+REPOST_ROLES = {"repost", "repost_of", "near_repost", "near_repost_of"}
 
 
 def _paths(site: ReplicaSite) -> list[str]:
@@ -312,8 +313,8 @@ def test_robots_txt_disallows_one_listed_article_and_a_search_path(site: Replica
 
 
 def test_default_faults_sit_on_distinct_articles(site: ReplicaSite) -> None:
-    assert set(site.fault_keys) == ALL_ROLES
-    assert len(set(site.fault_keys.values())) == len(ALL_ROLES)
+    assert set(site.fault_keys) == ALL_ROLES | REPOST_ROLES
+    assert len(set(site.fault_keys.values())) == len(ALL_ROLES | REPOST_ROLES)
     keys = site.fault_keys
     not_found = site.article_by_key(keys["not_found"])
     assert site.faults[not_found.path()] == Fault.NOT_FOUND
@@ -333,12 +334,18 @@ def test_default_faults_sit_on_distinct_articles(site: ReplicaSite) -> None:
         assert re.search("[\u4e00-\u9fff]", site.article_by_key(keys[role]).body)
     assert site.article_by_key(keys["sixteen_pages"]).page_count == 16
     assert ReplicaSite(articles=60, faults=False).faults == {}
-    assert set(ReplicaSite(articles=60, faults=False).fault_keys) == {
-        "sixteen_pages",
-        "listed_twice",
-        "alias_host",
-        "robots_disallowed",
-    }
+    assert (
+        set(ReplicaSite(articles=60, faults=False).fault_keys)
+        == {
+            "sixteen_pages",
+            "listed_twice",
+            "alias_host",
+            "robots_disallowed",
+        }
+        | REPOST_ROLES
+    )
+    assert set(ReplicaSite(articles=60, reposts=False).fault_keys) == ALL_ROLES
+    assert not REPOST_ROLES & set(ReplicaSite(articles=39).fault_keys)
 
 
 def test_expected_follows_faults_and_robots(site: ReplicaSite) -> None:
