@@ -24,11 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-faults", action="store_true", help="serve without HTTP/encoding faults"
     )
+    parser.add_argument(
+        "--no-reposts", action="store_true", help="serve without the two re-posted articles"
+    )
     args = parser.parse_args(argv)
     templates = [t.strip() for t in args.templates.split(",")] if args.templates else None
     try:
         site = ReplicaSite(
-            args.articles, args.seed, templates, faults=not args.no_faults, per_page=args.per_page
+            args.articles,
+            args.seed,
+            templates,
+            faults=not args.no_faults,
+            per_page=args.per_page,
+            reposts=not args.no_reposts,
         )
         server = ReplicaServer(site, args.host, args.port).start()
     except (ValueError, OSError) as exc:
