@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urljoin
@@ -371,3 +372,27 @@ def test_same_history_gives_byte_identical_sites() -> None:
             continue
         assert (a.status, a.body) == (b.status, b.body), path
     assert one.expected() == two.expected()
+
+
+def test_publish_and_edit_while_serving(served: tuple[ReplicaSite, ReplicaServer]) -> None:
+    site, server = served
+    paths = [site.section_path, site.listing_path(2), "/"] + [
+        site.article(i).path() for i in (5, 9)
+    ]
+    statuses: list[int] = []
+
+    def crawl() -> None:
+        for _ in range(6):
+            for path in paths:
+                statuses.append(fetch(server.url(path))[0])
+
+    threads = [threading.Thread(target=crawl) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for n in range(10):
+        site.publish(1)
+        site.edit_article(n)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not server.errors and set(statuses) == {200} and len(statuses) == 4 * 6 * len(paths)
+    assert len(site) == 55 and len(site.expected()) == len(site) - 2
