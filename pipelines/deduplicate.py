@@ -1,4 +1,13 @@
-"""Drop a second article with the same key within one crawl."""
+"""Drop a second article with the same key within one crawl.
+
+Content duplicates (a re-post: the same or nearly the same title and body under another key)
+are not dropped here but stored and marked by the repository (``duplicate_of``,
+``near_duplicate_of``), in the transaction that writes them: only the database knows the
+earlier articles of other crawls, and only a write under its lock decides race-free which
+article is the original when two crawls store re-posts at once. The MinHash signature that
+finds near-duplicates is computed in the store pipeline's worker thread, off the reactor, just
+before the write (``Repository.sign``): an item carries no field for it.
+"""
 
 from __future__ import annotations
 

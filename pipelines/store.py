@@ -4,7 +4,10 @@ Rules:
 
 * a batch is saved in one transaction when it holds ``TIANJIN_BATCH_SIZE`` articles or its
   oldest article waited ``TIANJIN_FLUSH_SECONDS``, and at the end of the crawl;
-* every database call runs in a worker thread (``asyncio.to_thread``), never on the reactor;
+* every database call runs in a worker thread (``asyncio.to_thread``), never on the reactor, and
+  so does the MinHash signing of a batch (pure CPU, done before the write transaction);
+* each article version is recorded with the run that wrote it (``store/run_id``); the run's
+  stats get a structured ``summary`` (``pipelines.runstats.run_summary``) when it finishes;
 * a failed save is logged with the keys it lost, counted (``store/errors``,
   ``store/articles_failed``, the message in ``store/error``) and closes the crawl with reason
   ``db_error``; the run is then recorded as failed. Nothing is dropped silently.
@@ -25,9 +28,11 @@ from scrapy import Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
+from pipelines.runstats import run_summary
 from storage.db import StorageError, default_database_url, make_engine, upgrade
 from storage.models import RUN_TRIGGERS
-from storage.repository import ArticleRecord, ImageRecord, Repository
+from storage.repository import ArticleRecord, ImageRecord, Repository, SaveResult
+from storage.similarity import DEFAULT_PERMUTATIONS, DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from typing import Self
@@ -48,7 +53,11 @@ COUNTERS = (
     "store/articles_new",
     "store/articles_updated",
     "store/articles_unchanged",
+    "store/articles_duplicate",
+    "store/articles_near_duplicate",
+    "store/articles_remarked",
     "store/articles_incomplete",
+    "store/versions",
     "store/batches",
     "store/errors",
 )
@@ -136,6 +145,8 @@ class StorePipeline:
         batch_size: int = 50,
         flush_seconds: float = 5.0,
         trigger: str = "manual",
+        near_duplicate_threshold: float = DEFAULT_THRESHOLD,
+        minhash_permutations: int = DEFAULT_PERMUTATIONS,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"TIANJIN_BATCH_SIZE must be at least 1, got {batch_size}")
@@ -145,10 +156,22 @@ class StorePipeline:
             raise ValueError(
                 f"TIANJIN_TRIGGER must be one of {', '.join(RUN_TRIGGERS)}, got {trigger!r}"
             )
+        if not 0.0 < near_duplicate_threshold <= 1.0:
+            raise ValueError(
+                "TIANJIN_NEAR_DUPLICATE_THRESHOLD must be above 0 and at most 1, "
+                f"got {near_duplicate_threshold}"
+            )
+        if not 16 <= minhash_permutations <= 1024:
+            raise ValueError(
+                "TIANJIN_MINHASH_PERMUTATIONS must be between 16 and 1024, "
+                f"got {minhash_permutations}"
+            )
         self.database_url = database_url
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.trigger = trigger
+        self.near_duplicate_threshold = near_duplicate_threshold
+        self.minhash_permutations = minhash_permutations
         self.crawler: Crawler | None = None
         self.run_id: int | None = None
         self._engine: Engine | None = None
@@ -172,6 +195,12 @@ class StorePipeline:
             batch_size=settings.getint("TIANJIN_BATCH_SIZE", 50),
             flush_seconds=settings.getfloat("TIANJIN_FLUSH_SECONDS", 5.0),
             trigger=settings.get("TIANJIN_TRIGGER") or "manual",
+            near_duplicate_threshold=settings.getfloat(
+                "TIANJIN_NEAR_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD
+            ),
+            minhash_permutations=settings.getint(
+                "TIANJIN_MINHASH_PERMUTATIONS", DEFAULT_PERMUTATIONS
+            ),
         )
         pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
@@ -197,7 +226,12 @@ class StorePipeline:
         try:
             self._engine = await asyncio.to_thread(make_engine, self.database_url)
             await asyncio.to_thread(upgrade, self._engine)
-            self._repository = Repository(self._engine)
+            self._repository = Repository(
+                self._engine,
+                near_duplicate_threshold=self.near_duplicate_threshold,
+                minhash_permutations=self.minhash_permutations,
+            )
+            reindexed = await asyncio.to_thread(self._repository.ensure_similarity_index)
             self.run_id = await asyncio.to_thread(self._repository.start_run, self.trigger, _now())
         except StorageError as exc:
             self._record_error(exc)
@@ -205,6 +239,9 @@ class StorePipeline:
             await self._dispose()
             raise
         self.stats.set_value("store/run_id", self.run_id)
+        if reindexed:
+            self.stats.set_value("store/articles_reindexed", reindexed)
+            logger.info("Indexed %d stored articles for near-duplicate detection", reindexed)
         if self.flush_seconds > 0:
             self._flusher = asyncio.create_task(self._flush_when_old())
 
@@ -231,10 +268,12 @@ class StorePipeline:
             if self._flusher is not None or self._batch:  # close_spider did not run
                 await self.close_spider()
             status = run_status(reason, self._errors)
+            finished_at = _now()
             final_stats = json_safe({**self.stats.get_stats(), "finish_reason": reason})
+            final_stats["summary"] = run_summary(final_stats, finished_at)
             try:
                 await asyncio.to_thread(
-                    self._repository.finish_run, self.run_id, status, final_stats, _now()
+                    self._repository.finish_run, self.run_id, status, final_stats, finished_at
                 )
             except StorageError as exc:
                 self._record_error(exc)
@@ -282,7 +321,7 @@ class StorePipeline:
                 return
             batch, self._batch, self._batch_started = self._batch, [], None
             try:
-                result = await asyncio.to_thread(self._repository.save_articles, batch, _now())
+                result = await asyncio.to_thread(self._save, self._repository, batch)
             except StorageError as exc:
                 self._fail(exc, batch)
                 return
@@ -290,16 +329,27 @@ class StorePipeline:
         self.stats.inc_value("store/articles_new", len(result.new))
         self.stats.inc_value("store/articles_updated", len(result.updated))
         self.stats.inc_value("store/articles_unchanged", len(result.unchanged))
+        self.stats.inc_value("store/articles_duplicate", len(result.duplicates))
+        self.stats.inc_value("store/articles_near_duplicate", len(result.near_duplicates))
+        self.stats.inc_value("store/articles_remarked", len(result.remarked))
+        self.stats.inc_value("store/versions", result.versions)
         self.stats.inc_value(
             "store/articles_incomplete", sum(1 for record in batch if not record.complete)
         )
         logger.debug(
-            "Stored %d articles: %d new, %d updated, %d unchanged",
+            "Stored %d articles: %d new, %d updated, %d unchanged, %d duplicate, %d near-duplicate",
             len(batch),
             len(result.new),
             len(result.updated),
             len(result.unchanged),
+            len(result.duplicates),
+            len(result.near_duplicates),
         )
+
+    def _save(self, repository: Repository, batch: list[ArticleRecord]) -> SaveResult:
+        """Sign and save ``batch`` (in a worker thread)."""
+        repository.sign(batch)
+        return repository.save_articles(batch, _now(), self.run_id)
 
     # --- failures -----------------------------------------------------------------------------
 

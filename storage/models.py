@@ -15,14 +15,19 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -107,7 +112,32 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     content_hash: Mapped[str] = mapped_column(String(64))
-    """sha256 (hex) of the stored content fields and images: tells an edit from a re-crawl."""
+    """sha256 (hex) of the versioned content (every field but the URL, images included): tells
+    an edit from a re-crawl."""
+    version: Mapped[int] = mapped_column(Integer)
+    """The number of the current version (its row in ``article_versions``): 1, 2, ..."""
+    change_seq: Mapped[int] = mapped_column(BigInteger, unique=True, index=True)
+    """Position in the database's change order: a new, higher number on every insert and every
+    change of content or duplicate marks (not when only ``last_seen_at`` moves). Rows commit in
+    this order, so ``WHERE change_seq > :last ORDER BY change_seq`` never skips one."""
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    """sha256 (hex) of title and body only: equal for a re-post under another article id."""
+    duplicate_of: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("articles.article_key", ondelete="SET NULL"), index=True
+    )
+    """For a re-post (same title and body), the key of the earliest article with that text
+    (smallest published_on, then smallest numeric key); NULL for that earliest one."""
+    near_duplicate_of: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("articles.article_key", ondelete="SET NULL"), index=True
+    )
+    """The key of the earlier article this one most resembles (estimated Jaccard similarity of
+    3-word shingles at least the threshold; highest similarity, then earliest), or NULL.
+    Always NULL for an exact duplicate."""
+    near_duplicate_similarity: Mapped[float | None] = mapped_column(Double)
+    """The estimated similarity to ``near_duplicate_of`` (0..1), or NULL."""
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """MinHash signature of title and body (little-endian uint32 values; see
+    ``storage.similarity``); NULL only for rows migrated from 0001 until they are indexed."""
 
     images: Mapped[list[ArticleImage]] = relationship(
         back_populates="article",
@@ -154,3 +184,82 @@ class CrawlRun(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     """The crawl's counters (Scrapy stats, JSON-safe), filled in when the run finishes."""
+
+
+class ArticleVersion(Base):
+    """One version of an article's content, the current one included; never changed later."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    """1 for the content first stored, then 2, 3, ... without gaps."""
+    content_hash: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    """The URL the version was fetched from."""
+    title: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    published_on: Mapped[date] = mapped_column(Date)
+    body: Mapped[str] = mapped_column(Text)
+    page_count: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    images: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    """``[{"position": 1, "url": ..., "caption": ...}, ...]`` in reading order."""
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When the crawl that wrote this version saw it."""
+    crawl_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="SET NULL"), index=True
+    )
+    """The crawl run that wrote this version (NULL: written outside a run, or migrated)."""
+
+
+class ArticleLshBand(Base):
+    """The LSH index of article signatures: one row per band, looked up by bucket."""
+
+    __tablename__ = "article_lsh_bands"
+    __table_args__ = (Index(None, "bucket", "article_id"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    """0-based band number."""
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    """Signed 64-bit hash of the band number and the band's signature values."""
+
+
+class ChangeCounter(Base):
+    """The last ``change_seq`` handed out (one row, id 1).
+
+    Every writing transaction locks this row first and bumps it last, so transactions take
+    change numbers in the order they commit.
+    """
+
+    __tablename__ = "change_counter"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class SimilarityIndex(Base):
+    """How the stored signatures and LSH bands were made (one row, id 1; none before the first
+    write): a different setting makes the repository rebuild them."""
+
+    __tablename__ = "similarity_index"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signature_format: Mapped[str] = mapped_column(String(64))
+    """Shingling and MinHash scheme of the signatures (``storage.similarity.SIGNATURE_FORMAT``)."""
+    permutations: Mapped[int] = mapped_column(Integer)
+    bands: Mapped[int] = mapped_column(Integer)
+    rows_per_band: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Double)
+    """The near-duplicate threshold the marks were computed with."""
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime)

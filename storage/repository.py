@@ -2,13 +2,26 @@
 
 Rules:
 
-* ``save_articles`` writes a batch in ONE transaction: a crash or error leaves every article of
-  the batch as it was, never an article row without its images;
+* ``save_articles`` writes a batch in ONE transaction with a fixed number of statements (not
+  one per article): a crash or error leaves every article of the batch as it was;
+* every writing transaction first locks the one row of ``change_counter`` and hands out
+  ``change_seq`` numbers from it, bumping it last. Writers are thereby serialised (SQLite's
+  ``BEGIN IMMEDIATE`` does the same there) and commit in change_seq order, so a reader paging
+  with ``change_seq > :last`` never skips a row that commits later with a smaller number;
+  version numbers, duplicate marks and LSH look-ups are decided inside that lock, race-free;
 * identity across runs lives in the database: articles are upserted by ``article_key`` behind
   its UNIQUE constraint (``INSERT … ON CONFLICT DO NOTHING``), so two crawls writing the same
   article at once still leave one row;
-* an article whose ``content_hash`` is unchanged only has ``last_seen_at`` moved forward; a
-  changed one is rewritten and its images replaced;
+* an unchanged article (same ``content_hash``) only has ``last_seen_at`` moved forward: no
+  version, no change_seq. A changed one gets a new ``article_versions`` row and the article
+  row and images rewritten. An incomplete fetch of a complete article is not a change (it would
+  replace the stored text with a truncated one);
+* content duplicates are marked in the same transaction: ``duplicate_of`` for the same title
+  and body (the earliest article by published_on, then numeric key, is the original, whatever
+  the order articles arrive in) and ``near_duplicate_of`` for an estimated Jaccard similarity
+  of at least the threshold with an earlier article, found through the LSH bands in
+  ``article_lsh_bands`` (``storage.similarity``): a handful of indexed look-ups per batch,
+  never a comparison with every stored article;
 * every database failure is raised as a one-line ``StorageError``.
 """
 
@@ -16,11 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, cast
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -30,20 +44,52 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import WRITE_OPTION, storage_errors
-from storage.models import RUN_STATUSES, RUN_TRIGGERS, Article, ArticleImage, CrawlRun
+from storage.models import (
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    Article,
+    ArticleImage,
+    ArticleLshBand,
+    ArticleVersion,
+    ChangeCounter,
+    CrawlRun,
+    SimilarityIndex,
+)
+from storage.similarity import (
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_THRESHOLD,
+    SIGNATURE_FORMAT,
+    LshLayout,
+    MinHasher,
+    lsh_layout,
+    similarity,
+    text_hash,
+)
 
 articles = cast(Table, Article.__table__)
 article_images = cast(Table, ArticleImage.__table__)
+article_versions = cast(Table, ArticleVersion.__table__)
+article_lsh_bands = cast(Table, ArticleLshBand.__table__)
+change_counter = cast(Table, ChangeCounter.__table__)
+similarity_index = cast(Table, SimilarityIndex.__table__)
 crawl_runs = cast(Table, CrawlRun.__table__)
 
-# Bound parameters per statement stay far below SQLite's limit (32766) and PostgreSQL's (65535).
-_KEYS_PER_SELECT = 500
+# Bound parameters per statement stay below SQLite's limit (32766) and PostgreSQL's (65535):
+# article keys and text hashes, and numbers (ids, buckets) per IN list.
+_KEYS_PER_SELECT = 1000
+_NUMBERS_PER_SELECT = 10000
+# Articles signed / indexed per round while rebuilding the similarity index.
+_REBUILD_CHUNK = 500
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +117,9 @@ class ArticleRecord:
     page_count: int = 1
     complete: bool = True
     images: list[ImageRecord] = field(default_factory=list)
+    signature: bytes | None = field(default=None, repr=False, compare=False)
+    """MinHash signature of title and body (``Repository.sign``); computed by ``save_articles``
+    when None. Not read back."""
 
 
 @dataclass(kw_only=True)
@@ -81,6 +130,34 @@ class StoredArticle(ArticleRecord):
     first_seen_at: datetime
     last_seen_at: datetime
     content_hash: str
+    version: int
+    """Number of the current version (see ``Repository.versions``)."""
+    change_seq: int
+    """Position in the change order (see ``Repository.changes_since``)."""
+    duplicate_of: str | None = None
+    """Key of the earliest article with the same title and body, if this is a re-post."""
+    near_duplicate_of: str | None = None
+    """Key of the earlier article this one most resembles, if similar enough."""
+    near_duplicate_similarity: float | None = None
+    """Estimated Jaccard similarity to ``near_duplicate_of``."""
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A row of ``article_versions``: an article's content as one crawl found it."""
+
+    version: int
+    content_hash: str
+    url: str
+    title: str
+    source: str | None
+    published_on: date
+    body: str
+    page_count: int
+    complete: bool
+    images: list[ImageRecord]
+    fetched_at: datetime
+    crawl_run_id: int | None
 
 
 @dataclass(frozen=True)
@@ -97,11 +174,24 @@ class RunRecord:
 
 @dataclass
 class SaveResult:
-    """What ``save_articles`` did, by article key."""
+    """What ``save_articles`` did, by article key.
+
+    ``new``, ``updated`` and ``unchanged`` split the batch; ``duplicates`` and
+    ``near_duplicates`` are the keys of the batch marked so after the save (whatever else they
+    are); ``remarked`` the keys of other articles whose marks this batch changed.
+    """
 
     new: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    near_duplicates: list[str] = field(default_factory=list)
+    remarked: list[str] = field(default_factory=list)
+
+    @property
+    def versions(self) -> int:
+        """How many version rows were written (one per new or updated article)."""
+        return len(self.new) + len(self.updated)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -109,14 +199,16 @@ class SaveResult:
             "new": len(self.new),
             "updated": len(self.updated),
             "unchanged": len(self.unchanged),
+            "duplicate": len(self.duplicates),
+            "near_duplicate": len(self.near_duplicates),
         }
 
 
 def content_hash(record: ArticleRecord) -> str:
-    """sha256 (hex) of every stored content field and image of ``record``; the key is not part."""
+    """sha256 (hex) of the versioned content of ``record``: every stored field and image but
+    the key and the URL (the same article reached through another host is not an edit)."""
     published = record.published_on.isoformat() if record.published_on is not None else None
     payload = [
-        record.url,
         record.title,
         record.source,
         published,
@@ -129,33 +221,196 @@ def content_hash(record: ArticleRecord) -> str:
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
+def order_key(published_on: date, article_key: str) -> tuple[Any, ...]:
+    """Sort key of "earlier": published_on, then the numeric article key (non-numeric keys,
+    which the site does not have, after the numeric ones of the same day, by text)."""
+    if article_key.isdigit():
+        return (published_on, 0, int(article_key), "")
+    return (published_on, 1, 0, article_key)
+
+
 def _require_aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got {value!r}")
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[_T], size: int = _KEYS_PER_SELECT) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-class Repository:
-    """Article and crawl-run storage on one engine (SQLite or PostgreSQL)."""
+def _images_json(images: Iterable[ImageRecord]) -> list[dict[str, Any]]:
+    return [{"position": i.position, "url": i.url, "caption": i.caption} for i in images]
 
-    def __init__(self, engine: Engine) -> None:
+
+class _Seqs:
+    """change_seq numbers of one writing transaction, handed out after ``start``."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.last = start
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+    def renew(self, current: int) -> int:
+        """The number for a row changed again: its own if this transaction gave it one."""
+        return current if current > self.start else self.next()
+
+
+@dataclass
+class _Existing:
+    """What ``save_articles`` needs of a stored article."""
+
+    id: int
+    content_hash: str
+    text_hash: str
+    version: int
+    complete: bool
+    published_on: date
+    last_seen_at: datetime
+    duplicate_of: str | None
+    near_duplicate_of: str | None
+
+
+@dataclass
+class _Node:
+    """An article as the duplicate marking sees it: its place in time, text and marks."""
+
+    id: int
+    key: str
+    published_on: date
+    text_hash: str
+    signature: bytes | None
+    duplicate_of: str | None
+    near_of: str | None
+    near_sim: float | None
+    change_seq: int
+    # The marks decided in this transaction (start as the stored ones).
+    want_dup: str | None = None
+    want_near: str | None = None
+    want_sim: float | None = None
+
+    def __post_init__(self) -> None:
+        self.want_dup, self.want_near, self.want_sim = (
+            self.duplicate_of,
+            self.near_of,
+            self.near_sim,
+        )
+
+    @property
+    def order(self) -> tuple[Any, ...]:
+        return order_key(self.published_on, self.key)
+
+    @property
+    def changed(self) -> bool:
+        return (self.want_dup, self.want_near, self.want_sim) != (
+            self.duplicate_of,
+            self.near_of,
+            self.near_sim,
+        )
+
+
+_NODE_COLUMNS = (
+    articles.c.id,
+    articles.c.article_key,
+    articles.c.published_on,
+    articles.c.text_hash,
+    articles.c.minhash,
+    articles.c.duplicate_of,
+    articles.c.near_duplicate_of,
+    articles.c.near_duplicate_similarity,
+    articles.c.change_seq,
+)
+
+# Every column but the signature, for reading articles back.
+_READ_COLUMNS = tuple(c for c in articles.c if c.name != "minhash")
+
+
+def _node(row: Any) -> _Node:
+    return _Node(
+        id=row.id,
+        key=row.article_key,
+        published_on=row.published_on,
+        text_hash=row.text_hash,
+        signature=row.minhash,
+        duplicate_of=row.duplicate_of,
+        near_of=row.near_duplicate_of,
+        near_sim=row.near_duplicate_similarity,
+        change_seq=row.change_seq,
+    )
+
+
+class Repository:
+    """Article and crawl-run storage on one engine (SQLite or PostgreSQL).
+
+    ``near_duplicate_threshold`` and ``minhash_permutations`` decide how near-duplicates are
+    found; every writer of one database should use the same values (a writer with others
+    rebuilds the similarity index and the marks to its own, see ``ensure_similarity_index``).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        near_duplicate_threshold: float = DEFAULT_THRESHOLD,
+        minhash_permutations: int = DEFAULT_PERMUTATIONS,
+    ) -> None:
         self._engine = engine
+        self._threshold = float(near_duplicate_threshold)
+        self._layout: LshLayout = lsh_layout(self._threshold, minhash_permutations)
+        self._hasher = MinHasher(minhash_permutations)
+        self._bucket_cache: dict[bytes, list[int]] = {}
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def near_duplicate_threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def layout(self) -> LshLayout:
+        """How this repository cuts signatures into LSH bands."""
+        return self._layout
 
     @contextmanager
     def _transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
         with storage_errors(self._engine, action), self._engine.connect() as connection:
             if write:
                 connection.execution_options(**{WRITE_OPTION: True})
+            elif connection.dialect.name == "postgresql":
+                # One snapshot for every statement of a read (an article and its images agree).
+                connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[tuple[Connection, _Seqs]]:
+        """A write transaction holding the change counter's lock, and its change numbers."""
+        with self._transaction(action, write=True) as connection:
+            if connection.dialect.name == "postgresql":
+                # Every look-up here goes through an index, but before PostgreSQL's first
+                # ANALYZE of a growing table its planner may prefer scans (and psycopg's
+                # prepared statements keep such a plan): a write would then cost more the
+                # bigger the database. Said for this transaction only.
+                connection.execute(
+                    text(
+                        "SELECT set_config('enable_seqscan', 'off', true), "
+                        "set_config('plan_cache_mode', 'force_custom_plan', true)"
+                    )
+                )
+            start = connection.execute(
+                select(change_counter.c.value).where(change_counter.c.id == 1).with_for_update()
+            ).scalar_one()
+            seqs = _Seqs(int(start))
+            yield connection, seqs
+            if seqs.last != seqs.start:
+                connection.execute(
+                    update(change_counter).where(change_counter.c.id == 1).values(value=seqs.last)
+                )
 
     def _insert(self) -> Any:
         """The dialect's INSERT construct, which knows ON CONFLICT."""
@@ -165,10 +420,19 @@ class Repository:
 
     # --- articles ---------------------------------------------------------------------------
 
-    def save_articles(self, records: Sequence[ArticleRecord], seen_at: datetime) -> SaveResult:
-        """Upsert ``records`` in one transaction, seen at ``seen_at`` (aware); say what changed.
+    def sign(self, records: Iterable[ArticleRecord]) -> None:
+        """Give every record without a fitting MinHash signature one (pure CPU work: callers
+        may do it before ``save_articles``, away from the write transaction)."""
+        size = 4 * self._layout.permutations
+        for record in records:
+            if record.signature is None or len(record.signature) != size:
+                record.signature = self._hasher.sign(record.title, record.body)
 
-        When a key occurs twice in ``records`` the last one wins.
+    def save_articles(
+        self, records: Sequence[ArticleRecord], seen_at: datetime, run_id: int | None = None
+    ) -> SaveResult:
+        """Upsert ``records`` in one transaction, seen at ``seen_at`` (aware) by crawl run
+        ``run_id``; say what changed. When a key occurs twice in ``records`` the last one wins.
         """
         _require_aware(seen_at, "seen_at")
         by_key = {record.article_key: record for record in records}
@@ -178,58 +442,132 @@ class Repository:
         # One order for every writer: concurrent transactions touching the same keys then lock
         # rows in the same order and cannot deadlock each other.
         keys = sorted(by_key)
+        self.sign(by_key.values())
         hashes = {key: content_hash(by_key[key]) for key in keys}
+        texts = {key: text_hash(by_key[key].title, by_key[key].body) for key in keys}
         noun = "article" if len(keys) == 1 else "articles"
-        with self._transaction(f"saving {len(keys)} {noun}", write=True) as connection:
+        with self._writing(f"saving {len(keys)} {noun}") as (connection, seqs):
+            self._ensure_index(connection, seqs)
             existing = self._existing(connection, keys)
             inserted = self._insert_new(
-                connection, [by_key[k] for k in keys if k not in existing], hashes, seen_at
+                connection,
+                [by_key[k] for k in keys if k not in existing],
+                hashes,
+                texts,
+                seen_at,
+                seqs,
             )
             missed = [k for k in keys if k not in existing and k not in inserted]
             if missed:
                 # Written by a concurrent crawl between our SELECT and INSERT: now an existing row.
                 existing.update(self._existing(connection, missed))
 
-            unchanged = [k for k in keys if k in existing and existing[k][1] == hashes[k]]
-            changed = [k for k in keys if k in existing and existing[k][1] != hashes[k]]
+            changed: list[str] = []
+            unchanged: list[str] = []
+            for key in keys:
+                if key in inserted:
+                    continue
+                stored = existing[key]
+                truncated = stored.complete and not by_key[key].complete
+                if stored.content_hash == hashes[key] or truncated:
+                    unchanged.append(key)
+                else:
+                    changed.append(key)
             if unchanged:
-                self._touch(connection, [existing[k][0] for k in unchanged], seen_at)
+                self._touch(connection, [existing[k].id for k in unchanged], seen_at)
             if changed:
                 self._rewrite(
-                    connection, [(existing[k][0], by_key[k]) for k in changed], hashes, seen_at
+                    connection,
+                    [(existing[k], by_key[k]) for k in changed],
+                    hashes,
+                    texts,
+                    seen_at,
+                    seqs,
                 )
 
-            # The images of new and of changed articles (whose old images _rewrite deleted).
-            image_rows = [
-                {
-                    "article_id": article_id,
-                    "position": i.position,
-                    "url": i.url,
-                    "caption": i.caption,
-                }
-                for k in keys
-                if (article_id := inserted.get(k) or (existing[k][0] if k in changed else None))
-                for i in by_key[k].images
+            ids = {**{k: existing[k].id for k in changed}, **inserted}
+            written = [k for k in keys if k in ids]
+            self._write_images(
+                connection, [ids[k] for k in changed], [(ids[k], by_key[k]) for k in written]
+            )
+            self._write_versions(
+                connection,
+                [
+                    (ids[k], existing[k].version + 1 if k in existing else 1, by_key[k])
+                    for k in written
+                ],
+                hashes,
+                seen_at,
+                run_id,
+            )
+            retexted = [k for k in changed if existing[k].text_hash != texts[k]]
+            self._write_bands(
+                connection,
+                [existing[k].id for k in retexted],
+                [(ids[k], cast(bytes, by_key[k].signature)) for k in list(inserted) + retexted],
+            )
+            # Articles whose place among duplicates may have changed: new ones, new texts, new
+            # dates (the old text and date of a changed article matter too: it left a group).
+            moved = [
+                k
+                for k in written
+                if k in inserted
+                or existing[k].text_hash != texts[k]
+                or existing[k].published_on != by_key[k].published_on
             ]
-            if image_rows:
-                connection.execute(article_images.insert(), image_rows)
+            old_texts = {existing[k].text_hash for k in moved if k in existing}
+            nodes = self._mark_duplicates(
+                connection,
+                seqs,
+                [ids[k] for k in moved],
+                old_texts,
+                {ids[k] for k in moved if k in existing},
+            )
 
+        marks = {node.key: (node.want_dup, node.want_near) for node in nodes.values()}
+        for key in keys:
+            if key not in marks and key in existing:
+                marks[key] = (existing[key].duplicate_of, existing[key].near_duplicate_of)
         result.new = [k for k in keys if k in inserted]
         result.updated = changed
         result.unchanged = unchanged
+        result.duplicates = [k for k in keys if marks[k][0] is not None]
+        result.near_duplicates = [k for k in keys if marks[k][1] is not None]
+        result.remarked = sorted(
+            node.key for node in nodes.values() if node.changed and node.key not in by_key
+        )
         return result
 
-    def _existing(self, connection: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``{article_key: (id, content_hash)}`` of the stored articles among ``keys``."""
-        found: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(keys, _KEYS_PER_SELECT):
+    def _existing(self, connection: Connection, keys: Sequence[str]) -> dict[str, _Existing]:
+        """The stored articles among ``keys``, by key."""
+        found: dict[str, _Existing] = {}
+        for chunk in _chunks(keys):
             rows = connection.execute(
-                select(articles.c.article_key, articles.c.id, articles.c.content_hash).where(
-                    articles.c.article_key.in_(chunk)
-                )
+                select(
+                    articles.c.article_key,
+                    articles.c.id,
+                    articles.c.content_hash,
+                    articles.c.text_hash,
+                    articles.c.version,
+                    articles.c.complete,
+                    articles.c.published_on,
+                    articles.c.last_seen_at,
+                    articles.c.duplicate_of,
+                    articles.c.near_duplicate_of,
+                ).where(articles.c.article_key.in_(chunk))
             )
-            for key, id_, hash_ in rows:
-                found[key] = (id_, hash_)
+            for row in rows:
+                found[row.article_key] = _Existing(
+                    id=row.id,
+                    content_hash=row.content_hash,
+                    text_hash=row.text_hash,
+                    version=row.version,
+                    complete=row.complete,
+                    published_on=row.published_on,
+                    last_seen_at=row.last_seen_at,
+                    duplicate_of=row.duplicate_of,
+                    near_duplicate_of=row.near_duplicate_of,
+                )
         return found
 
     def _insert_new(
@@ -237,7 +575,9 @@ class Repository:
         connection: Connection,
         records: Sequence[ArticleRecord],
         hashes: Mapping[str, str],
+        texts: Mapping[str, str],
         seen_at: datetime,
+        seqs: _Seqs,
     ) -> dict[str, int]:
         """Insert the rows of ``records``; ``{article_key: id}`` of those this call inserted."""
         if not records:
@@ -248,6 +588,10 @@ class Repository:
                 "article_key": record.article_key,
                 "first_seen_at": seen_at,
                 "last_seen_at": seen_at,
+                "text_hash": texts[record.article_key],
+                "minhash": record.signature,
+                "version": 1,
+                "change_seq": seqs.next(),
             }
             for record in records
         ]
@@ -274,8 +618,8 @@ class Repository:
 
     @staticmethod
     def _touch(connection: Connection, ids: Sequence[int], seen_at: datetime) -> None:
-        """Move ``last_seen_at`` of unchanged articles forward (never back)."""
-        for chunk in _chunks(list(ids), _KEYS_PER_SELECT):  # type: ignore[arg-type]
+        """Move ``last_seen_at`` of unchanged articles forward (never back); nothing else."""
+        for chunk in _chunks(ids):
             connection.execute(
                 update(articles)
                 .where(articles.c.id.in_(chunk), articles.c.last_seen_at < seen_at)
@@ -285,41 +629,422 @@ class Repository:
     def _rewrite(
         self,
         connection: Connection,
-        changes: Sequence[tuple[int, ArticleRecord]],
+        changes: Sequence[tuple[_Existing, ArticleRecord]],
         hashes: Mapping[str, str],
+        texts: Mapping[str, str],
         seen_at: datetime,
+        seqs: _Seqs,
     ) -> None:
-        """Overwrite the content of changed articles and delete their images (the caller inserts
-        the new ones with those of new articles)."""
+        """Overwrite the content of changed articles: next version, new change_seq."""
+        names = (
+            *self._content_values(changes[0][1], "").keys(),
+            "last_seen_at",
+            "text_hash",
+            "minhash",
+            "version",
+            "change_seq",
+        )
         statement = (
             update(articles)
             .where(articles.c.id == bindparam("b_id"))
-            .values(
-                {
-                    name: bindparam(f"b_{name}")
-                    for name in (*self._content_values(changes[0][1], "").keys(), "last_seen_at")
-                }
-            )
+            .values({name: bindparam(f"b_{name}") for name in names})
         )
         connection.execute(
             statement,
             [
                 {
-                    "b_id": id_,
-                    "b_last_seen_at": seen_at,
+                    "b_id": stored.id,
                     **{
                         f"b_{name}": value
                         for name, value in self._content_values(
                             record, hashes[record.article_key]
                         ).items()
                     },
+                    "b_last_seen_at": max(stored.last_seen_at, seen_at),
+                    "b_text_hash": texts[record.article_key],
+                    "b_minhash": record.signature,
+                    "b_version": stored.version + 1,
+                    "b_change_seq": seqs.next(),
                 }
-                for id_, record in changes
+                for stored, record in changes
             ],
         )
-        ids = [id_ for id_, _ in changes]
-        for chunk in _chunks(ids, _KEYS_PER_SELECT):  # type: ignore[arg-type]
+
+    @staticmethod
+    def _write_images(
+        connection: Connection,
+        replaced: Sequence[int],
+        written: Sequence[tuple[int, ArticleRecord]],
+    ) -> None:
+        """Delete the images of the ``replaced`` articles, insert those of the ``written``."""
+        for chunk in _chunks(replaced):
             connection.execute(delete(article_images).where(article_images.c.article_id.in_(chunk)))
+        rows = [
+            {"article_id": id_, "position": i.position, "url": i.url, "caption": i.caption}
+            for id_, record in written
+            for i in record.images
+        ]
+        if rows:
+            connection.execute(article_images.insert(), rows)
+
+    @staticmethod
+    def _write_versions(
+        connection: Connection,
+        versions: Sequence[tuple[int, int, ArticleRecord]],
+        hashes: Mapping[str, str],
+        seen_at: datetime,
+        run_id: int | None,
+    ) -> None:
+        if not versions:
+            return
+        connection.execute(
+            article_versions.insert(),
+            [
+                {
+                    "article_id": id_,
+                    "version": number,
+                    "content_hash": hashes[record.article_key],
+                    "url": record.url,
+                    "title": record.title,
+                    "source": record.source,
+                    "published_on": record.published_on,
+                    "body": record.body,
+                    "page_count": record.page_count,
+                    "complete": record.complete,
+                    "images": _images_json(record.images),
+                    "fetched_at": seen_at,
+                    "crawl_run_id": run_id,
+                }
+                for id_, number, record in versions
+            ],
+        )
+
+    def _write_bands(
+        self,
+        connection: Connection,
+        replaced: Sequence[int],
+        signed: Sequence[tuple[int, bytes]],
+    ) -> None:
+        """Replace the LSH bands of the ``replaced`` articles, add those of the ``signed``."""
+        for chunk in _chunks(replaced):
+            connection.execute(
+                delete(article_lsh_bands).where(article_lsh_bands.c.article_id.in_(chunk))
+            )
+        if not signed:
+            return
+        ids: list[int] = []
+        bands: list[int] = []
+        buckets: list[int] = []
+        for id_, signature in signed:
+            for band, bucket in enumerate(self._buckets(signature)):
+                ids.append(id_)
+                bands.append(band)
+                buckets.append(bucket)
+        if connection.dialect.name == "postgresql":
+            # Three arrays in one statement: many times faster than a row-by-row executemany.
+            connection.execute(
+                text(
+                    "INSERT INTO article_lsh_bands (article_id, band, bucket) SELECT * FROM "
+                    "unnest(CAST(:ids AS integer[]), CAST(:bands AS smallint[]), "
+                    "CAST(:buckets AS bigint[]))"
+                ),
+                {"ids": ids, "bands": bands, "buckets": buckets},
+            )
+        else:
+            # Plain tuples to the driver's executemany: no per-row parameter dictionaries.
+            connection.exec_driver_sql(
+                "INSERT INTO article_lsh_bands (article_id, band, bucket) VALUES (?, ?, ?)",
+                list(zip(ids, bands, buckets, strict=True)),
+            )
+
+    def _buckets(self, signature: bytes) -> list[int]:
+        """The LSH buckets of ``signature`` (remembered: a batch asks for them twice)."""
+        found = self._bucket_cache.get(signature)
+        if found is None:
+            if len(self._bucket_cache) >= 4096:
+                self._bucket_cache.clear()
+            found = self._bucket_cache[signature] = self._layout.buckets(signature)
+        return found
+
+    # --- duplicate marks --------------------------------------------------------------------
+
+    def _nodes(self, connection: Connection, *conditions: Any) -> list[_Node]:
+        statement = select(*_NODE_COLUMNS).where(or_(*conditions))
+        return [_node(row) for row in connection.execute(statement)]
+
+    def _mark_duplicates(
+        self,
+        connection: Connection,
+        seqs: _Seqs,
+        moved_ids: Sequence[int],
+        old_texts: set[str],
+        rewritten_ids: set[int],
+    ) -> dict[int, _Node]:
+        """Bring the duplicate marks up to date after the ``moved_ids`` articles were written
+        with a new text or date (``rewritten_ids``: those that existed, ``old_texts``: the
+        texts they had); return the
+        articles looked at, by id, with their decided marks (changed ones are written).
+
+        The marks are those a fresh computation over the whole database would give, so the
+        order in which articles arrive does not matter.
+        """
+        nodes: dict[int, _Node] = {}
+        if not moved_ids:
+            return nodes
+        for chunk in _chunks(list(moved_ids)):
+            for node in self._nodes(connection, articles.c.id.in_(chunk)):
+                nodes[node.id] = node
+        moved = [nodes[id_] for id_ in moved_ids]
+
+        # Exact duplicates: every article of every text involved, the earliest the original.
+        texts = {node.text_hash for node in moved} | old_texts
+        for text_chunk in _chunks(sorted(texts)):
+            for node in self._nodes(connection, articles.c.text_hash.in_(text_chunk)):
+                nodes.setdefault(node.id, node)
+        groups: dict[str, list[_Node]] = defaultdict(list)
+        for node in nodes.values():
+            if node.text_hash in texts:
+                groups[node.text_hash].append(node)
+        recompute: set[int] = set()
+        left_alone: list[_Node] = []  # articles that stop being a possible near target
+        for group in groups.values():
+            original = min(group, key=lambda n: n.order)
+            for node in group:
+                node.want_dup = None if node is original else original.key
+                if node.want_dup is not None:
+                    node.want_near = node.want_sim = None
+                    if node.duplicate_of is None:
+                        left_alone.append(node)
+                elif node.duplicate_of is not None:
+                    recompute.add(node.id)  # no longer a re-post: may be a near-duplicate
+
+        # Articles whose near target changed its text or date, or became a re-post.
+        targets = sorted({nodes[id_].key for id_ in rewritten_ids} | {n.key for n in left_alone})
+        for key_chunk in _chunks(targets):
+            for node in self._nodes(connection, articles.c.near_duplicate_of.in_(key_chunk)):
+                node = nodes.setdefault(node.id, node)
+                if node.want_dup is None:
+                    recompute.add(node.id)
+
+        # The moved originals, and the later articles that may now resemble them best.
+        subjects = [node for node in moved if node.want_dup is None]
+        candidates = self._candidates(connection, subjects, nodes)
+        for subject in subjects:
+            for other in candidates[subject.id]:
+                if (
+                    other.want_dup is None
+                    and other.order > subject.order
+                    and similarity(cast(bytes, subject.signature), cast(bytes, other.signature))
+                    >= self._threshold
+                ):
+                    recompute.add(other.id)
+        recompute.difference_update(node.id for node in subjects)
+        candidates.update(self._candidates(connection, [nodes[id_] for id_ in recompute], nodes))
+        for id_ in [node.id for node in subjects] + sorted(recompute):
+            self._choose_near(nodes[id_], candidates[id_])
+
+        self._write_marks(connection, seqs, [node for node in nodes.values() if node.changed])
+        return nodes
+
+    def _candidates(
+        self, connection: Connection, subjects: Sequence[_Node], known: dict[int, _Node]
+    ) -> dict[int, list[_Node]]:
+        """The articles sharing an LSH bucket with each subject (not itself), by subject id;
+        the ones not yet in ``known`` are read and added to it."""
+        found: dict[int, list[_Node]] = {subject.id: [] for subject in subjects}
+        by_bucket: dict[int, list[int]] = defaultdict(list)
+        for subject in subjects:
+            if subject.signature is None:
+                continue
+            for bucket in self._buckets(subject.signature):
+                by_bucket[bucket].append(subject.id)
+        if not by_bucket:
+            return found
+        pairs: dict[int, set[int]] = defaultdict(set)
+        # Subjects sharing a bucket are found from the buckets in hand (their rows in the index
+        # are the same), so the look-up below can leave every subject's own rows out.
+        for ids in by_bucket.values():
+            if len(ids) > 1:
+                for subject_id in ids:
+                    pairs[subject_id].update(id_ for id_ in ids if id_ != subject_id)
+        subject_ids = sorted({id_ for ids in by_bucket.values() for id_ in ids})
+        exclude = len(subject_ids) <= _NUMBERS_PER_SELECT // 2
+        size = _NUMBERS_PER_SELECT - (len(subject_ids) if exclude else 0)
+        for chunk in _chunks(sorted(by_bucket), size):
+            statement = select(article_lsh_bands.c.article_id, article_lsh_bands.c.bucket).where(
+                article_lsh_bands.c.bucket.in_(chunk)
+            )
+            if exclude:
+                statement = statement.where(article_lsh_bands.c.article_id.not_in(subject_ids))
+            for article_id, bucket in connection.execute(statement):
+                for subject_id in by_bucket[bucket]:
+                    if article_id != subject_id:
+                        pairs[subject_id].add(article_id)
+        unknown = sorted({id_ for ids in pairs.values() for id_ in ids} - known.keys())
+        for chunk in _chunks(unknown, _NUMBERS_PER_SELECT):
+            for node in self._nodes(connection, articles.c.id.in_(chunk)):
+                known[node.id] = node
+        for subject_id, matched in pairs.items():
+            found[subject_id] = [known[id_] for id_ in sorted(matched) if id_ in known]
+        return found
+
+    def _choose_near(self, node: _Node, candidates: Iterable[_Node]) -> None:
+        """Mark ``node`` a near-duplicate of the most similar earlier candidate (the earliest
+        of equals), if any reaches the threshold; an exact duplicate is never one."""
+        node.want_near = node.want_sim = None
+        if node.want_dup is not None or node.signature is None:
+            return
+        best: tuple[float, tuple[Any, ...], _Node] | None = None
+        for other in candidates:
+            if other.signature is None or len(other.signature) != len(node.signature):
+                continue
+            if other.order >= node.order:
+                continue
+            score = similarity(node.signature, other.signature)
+            if score < self._threshold:
+                continue
+            if best is None or score > best[0] or (score == best[0] and other.order < best[1]):
+                best = (score, other.order, other)
+        if best is not None:
+            node.want_near, node.want_sim = best[2].key, best[0]
+
+    @staticmethod
+    def _write_marks(connection: Connection, seqs: _Seqs, nodes: Sequence[_Node]) -> None:
+        if not nodes:
+            return
+        connection.execute(
+            update(articles)
+            .where(articles.c.id == bindparam("b_id"))
+            .values(
+                duplicate_of=bindparam("b_dup"),
+                near_duplicate_of=bindparam("b_near"),
+                near_duplicate_similarity=bindparam("b_sim"),
+                change_seq=bindparam("b_seq"),
+            ),
+            [
+                {
+                    "b_id": node.id,
+                    "b_dup": node.want_dup,
+                    "b_near": node.want_near,
+                    "b_sim": node.want_sim,
+                    "b_seq": seqs.renew(node.change_seq),
+                }
+                for node in sorted(nodes, key=lambda n: n.id)
+            ],
+        )
+
+    # --- the similarity index -----------------------------------------------------------------
+
+    def ensure_similarity_index(self) -> int:
+        """Make the stored signatures, LSH bands and near-duplicate marks fit this repository's
+        settings (after a migration from 0001 or a settings change); return how many articles
+        were re-indexed (0: nothing to do). ``save_articles`` does it too when needed."""
+        with self._writing("indexing articles for near-duplicates") as (connection, seqs):
+            return self._ensure_index(connection, seqs)
+
+    def _index_row(self) -> dict[str, Any]:
+        return {
+            "signature_format": SIGNATURE_FORMAT,
+            "permutations": self._layout.permutations,
+            "bands": self._layout.bands,
+            "rows_per_band": self._layout.rows,
+            "threshold": self._threshold,
+        }
+
+    def _ensure_index(self, connection: Connection, seqs: _Seqs) -> int:
+        wanted = self._index_row()
+        row = connection.execute(select(similarity_index)).one_or_none()
+        if row is not None and all(getattr(row, k) == v for k, v in wanted.items()):
+            return 0
+        same_signatures = row is not None and (row.signature_format, row.permutations) == (
+            SIGNATURE_FORMAT,
+            self._layout.permutations,
+        )
+        count = self._rebuild_index(connection, seqs, resign_all=not same_signatures)
+        values = {**wanted, "built_at": datetime.now(UTC)}
+        if row is None:
+            connection.execute(similarity_index.insert().values(id=1, **values))
+        else:
+            connection.execute(
+                update(similarity_index).where(similarity_index.c.id == 1).values(**values)
+            )
+        return count
+
+    def _rebuild_index(self, connection: Connection, seqs: _Seqs, *, resign_all: bool) -> int:
+        """Sign the articles that need it, rebuild every LSH band, recompute every near mark."""
+        size = 4 * self._layout.permutations
+        ids = [id_ for (id_,) in connection.execute(select(articles.c.id).order_by(articles.c.id))]
+        if not ids:
+            return 0
+        connection.execute(delete(article_lsh_bands))
+        for chunk in _chunks(ids, _REBUILD_CHUNK):
+            rows = connection.execute(
+                select(articles.c.id, articles.c.title, articles.c.body, articles.c.minhash).where(
+                    articles.c.id.in_(chunk)
+                )
+            ).all()
+            signed: list[tuple[int, bytes]] = []
+            fresh = []
+            for row in rows:
+                signature = row.minhash
+                if resign_all or signature is None or len(signature) != size:
+                    signature = self._hasher.sign(row.title, row.body)
+                    fresh.append({"b_id": row.id, "b_minhash": signature})
+                signed.append((row.id, signature))
+            if fresh:
+                connection.execute(
+                    update(articles)
+                    .where(articles.c.id == bindparam("b_id"))
+                    .values(minhash=bindparam("b_minhash")),
+                    fresh,
+                )
+            self._write_bands(connection, [], signed)
+        for chunk in _chunks(ids, _REBUILD_CHUNK):
+            nodes = {node.id: node for node in self._nodes(connection, articles.c.id.in_(chunk))}
+            subjects = [node for node in nodes.values() if node.want_dup is None]
+            candidates = self._candidates(connection, subjects, nodes)
+            for subject in subjects:
+                self._choose_near(subject, candidates[subject.id])
+            self._write_marks(connection, seqs, [node for node in subjects if node.changed])
+        return len(ids)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _read(self, connection: Connection, statement: Any) -> list[StoredArticle]:
+        rows = connection.execute(statement).all()
+        images: dict[int, list[ImageRecord]] = defaultdict(list)
+        for chunk in _chunks([row.id for row in rows]):
+            for image in connection.execute(
+                select(article_images)
+                .where(article_images.c.article_id.in_(chunk))
+                .order_by(article_images.c.article_id, article_images.c.position)
+            ):
+                images[image.article_id].append(
+                    ImageRecord(position=image.position, url=image.url, caption=image.caption)
+                )
+        return [
+            StoredArticle(
+                id=row.id,
+                article_key=row.article_key,
+                url=row.url,
+                title=row.title,
+                source=row.source,
+                published_on=row.published_on,
+                body=row.body,
+                page_count=row.page_count,
+                complete=row.complete,
+                images=images[row.id],
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                content_hash=row.content_hash,
+                version=row.version,
+                change_seq=row.change_seq,
+                duplicate_of=row.duplicate_of,
+                near_duplicate_of=row.near_duplicate_of,
+                near_duplicate_similarity=row.near_duplicate_similarity,
+            )
+            for row in rows
+        ]
 
     def count_articles(self) -> int:
         """How many articles are stored."""
@@ -329,34 +1054,78 @@ class Repository:
     def get_article(self, article_key: str) -> StoredArticle | None:
         """The stored article with key ``article_key`` and its images in order, or None."""
         with self._transaction(f"reading article {article_key}", write=False) as connection:
-            row = connection.execute(
-                select(articles).where(articles.c.article_key == article_key)
-            ).one_or_none()
-            if row is None:
-                return None
-            images = [
-                ImageRecord(position=i.position, url=i.url, caption=i.caption)
-                for i in connection.execute(
-                    select(article_images)
-                    .where(article_images.c.article_id == row.id)
-                    .order_by(article_images.c.position)
-                )
-            ]
-        return StoredArticle(
-            id=row.id,
-            article_key=row.article_key,
-            url=row.url,
-            title=row.title,
-            source=row.source,
-            published_on=row.published_on,
-            body=row.body,
-            page_count=row.page_count,
-            complete=row.complete,
-            images=images,
-            first_seen_at=row.first_seen_at,
-            last_seen_at=row.last_seen_at,
-            content_hash=row.content_hash,
-        )
+            found = self._read(
+                connection, select(*_READ_COLUMNS).where(articles.c.article_key == article_key)
+            )
+        return found[0] if found else None
+
+    def changes_since(self, change_seq: int, limit: int = 500) -> list[StoredArticle]:
+        """Up to ``limit`` articles changed after ``change_seq``, in change_seq order.
+
+        Pass the last ``change_seq`` read to get the next ones: no change committed later is
+        skipped and none is given twice (an article changed again comes again, with its new
+        number and content).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        with self._transaction("reading changed articles", write=False) as connection:
+            return self._read(
+                connection,
+                select(*_READ_COLUMNS)
+                .where(articles.c.change_seq > change_seq)
+                .order_by(articles.c.change_seq)
+                .limit(limit),
+            )
+
+    def iter_changes(self, since: int = 0, batch: int = 500) -> Iterator[StoredArticle]:
+        """Every article changed after ``since``, in change_seq order, read ``batch`` at a time
+        (each batch its own short transaction)."""
+        while True:
+            page = self.changes_since(since, batch)
+            yield from page
+            if len(page) < batch:
+                return
+            since = page[-1].change_seq
+
+    def max_change_seq(self) -> int:
+        """The highest change_seq of any article (0 when there are none): where a new consumer
+        that wants only future changes starts."""
+        with self._transaction("reading the last change", write=False) as connection:
+            return int(
+                connection.execute(
+                    select(func.coalesce(func.max(articles.c.change_seq), 0))
+                ).scalar_one()
+            )
+
+    def versions(self, article_key: str) -> list[VersionRecord]:
+        """Every stored version of the article ``article_key``, oldest first ([] if unknown)."""
+        with self._transaction(f"reading versions of {article_key}", write=False) as connection:
+            rows = connection.execute(
+                select(article_versions)
+                .join(articles, articles.c.id == article_versions.c.article_id)
+                .where(articles.c.article_key == article_key)
+                .order_by(article_versions.c.version)
+            ).all()
+        return [
+            VersionRecord(
+                version=row.version,
+                content_hash=row.content_hash,
+                url=row.url,
+                title=row.title,
+                source=row.source,
+                published_on=row.published_on,
+                body=row.body,
+                page_count=row.page_count,
+                complete=row.complete,
+                images=[
+                    ImageRecord(position=i["position"], url=i["url"], caption=i["caption"])
+                    for i in row.images
+                ],
+                fetched_at=row.fetched_at,
+                crawl_run_id=row.crawl_run_id,
+            )
+            for row in rows
+        ]
 
     # --- crawl runs -------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def test_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = StorePipeline.from_crawler(get_crawler(Spider))
     assert pipeline.database_url == "sqlite:///tianjin_updates.sqlite3"
     assert (pipeline.batch_size, pipeline.flush_seconds, pipeline.trigger) == (50, 5.0, "manual")
+    assert (pipeline.near_duplicate_threshold, pipeline.minhash_permutations) == (0.8, 128)
 
     monkeypatch.setenv("TIANJIN_UPDATES_DB", "sqlite:///from-env.sqlite3")
     assert (
@@ -86,11 +87,14 @@ def test_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
                 "TIANJIN_BATCH_SIZE": "7",
                 "TIANJIN_FLUSH_SECONDS": "0.5",
                 "TIANJIN_TRIGGER": "schedule",
+                "TIANJIN_NEAR_DUPLICATE_THRESHOLD": "0.9",
+                "TIANJIN_MINHASH_PERMUTATIONS": "64",
             },
         )
     )
     assert pipeline.database_url == "sqlite:///from-setting.sqlite3"  # the setting wins
     assert (pipeline.batch_size, pipeline.flush_seconds, pipeline.trigger) == (7, 0.5, "schedule")
+    assert (pipeline.near_duplicate_threshold, pipeline.minhash_permutations) == (0.9, 64)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +103,9 @@ def test_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"TIANJIN_BATCH_SIZE": 0}, "TIANJIN_BATCH_SIZE"),
         ({"TIANJIN_FLUSH_SECONDS": -1}, "TIANJIN_FLUSH_SECONDS"),
         ({"TIANJIN_TRIGGER": "cron"}, "TIANJIN_TRIGGER"),
+        ({"TIANJIN_NEAR_DUPLICATE_THRESHOLD": 0}, "TIANJIN_NEAR_DUPLICATE_THRESHOLD"),
+        ({"TIANJIN_NEAR_DUPLICATE_THRESHOLD": 1.5}, "TIANJIN_NEAR_DUPLICATE_THRESHOLD"),
+        ({"TIANJIN_MINHASH_PERMUTATIONS": 8}, "TIANJIN_MINHASH_PERMUTATIONS"),
     ],
 )
 def test_bad_settings(settings: dict[str, Any], message: str) -> None:
@@ -214,10 +221,20 @@ def test_batches_runs_and_stats(db_url: str) -> None:
     assert stats.get_value("store/articles_updated") == 0
     assert stats.get_value("store/articles_unchanged") == 0
     assert stats.get_value("store/articles_incomplete") == 1
+    assert stats.get_value("store/versions") == 5
+    assert stats.get_value("store/articles_duplicate") == 0
+    assert stats.get_value("store/articles_near_duplicate") == 0
     assert stats.get_value("store/errors") == 0
     [last] = read_repo(db_url, lambda r: r.recent_runs(1))
     assert last.status == "succeeded" and last.finished_at is not None
     assert last.stats["store/articles_new"] == 5
+    summary = last.stats["summary"]
+    assert summary["articles"]["new"] == 5 and summary["articles"]["incomplete"] == 1
+    assert summary["articles"]["versions"] == 5 and summary["errors"] == {"store": 0}
+    assert summary["duration_seconds"] is not None and summary["duration_seconds"] >= 0
+    # every version records the run that wrote it
+    versions = read_repo(db_url, lambda r: r.versions("1"))
+    assert [(v.version, v.crawl_run_id) for v in versions] == [(1, last.id)]
     assert last.stats["store/run_id"] == last.id
     assert last.stats["finish_reason"] == "finished"
     assert last.stats["start_time"] == "2024-05-01T08:00:00+00:00"
@@ -245,13 +262,68 @@ def test_second_crawl_counts_unchanged_and_updated(db_url: str) -> None:
         "store/articles_new": 1,
         "store/articles_updated": 1,
         "store/articles_unchanged": 1,
+        "store/articles_duplicate": 0,
+        "store/articles_near_duplicate": 0,
+        "store/articles_remarked": 0,
         "store/articles_incomplete": 0,
     }
+    assert second.stats.get_value("store/versions") == 2
+    runs = read_repo(db_url, lambda r: r.recent_runs(5))
+    assert [(v.version, v.crawl_run_id) for v in read_repo(db_url, lambda r: r.versions("2"))] == [
+        (1, runs[1].id),
+        (2, runs[0].id),
+    ]
     runs = read_repo(db_url, lambda r: r.recent_runs(5))
     assert [(r.trigger, r.status) for r in runs] == [
         ("schedule", "succeeded"),
         ("manual", "succeeded"),
     ]
+
+
+def long_body(seed: int, changed: bool = False) -> str:
+    words = [f"w{(seed * 7919 + n * 104729) % 100003}" for n in range(400)]
+    if changed:
+        words[200:212] = [f"new{n}" for n in range(12)]
+    return "\n\n".join(" ".join(words[i : i + 40]) + "." for i in range(0, 400, 40))
+
+
+def test_reposts_are_stored_marked_and_counted(db_url: str) -> None:
+    crawler = make_crawler(db_url, TIANJIN_BATCH_SIZE=2, TIANJIN_FLUSH_SECONDS=0)
+    pipeline = StorePipeline.from_crawler(crawler)
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        for item in (
+            article("30", body=long_body(1), published_on=date(2024, 5, 2)),
+            article("40", title="Title 30", body=long_body(1), published_on=date(2024, 5, 3)),
+            article(
+                "20", title="Other", body=long_body(1, changed=True), published_on=date(2024, 5, 4)
+            ),
+            article("10", title="Title 30", body=long_body(1)),  # the earliest: 2024-05-01
+            article("50", body=long_body(2)),
+        ):
+            await pipeline.process_item(item)
+        await close(crawler, pipeline)
+
+    run(crawl)
+    stats = crawler.stats
+    assert stats.get_value("store/articles_new") == 5
+    # Counted as marked when saved: "40" a re-post of "30"; then "10", the earliest, came and
+    # "30" and "40" were re-marked (re-posts of "10") in its batch.
+    assert stats.get_value("store/articles_duplicate") == 1
+    assert stats.get_value("store/articles_near_duplicate") == 1
+    assert stats.get_value("store/articles_remarked") == 2
+    stored = {a.article_key: a for a in read_repo(db_url, lambda r: list(r.iter_changes()))}
+    marks = {key: (a.duplicate_of, a.near_duplicate_of) for key, a in stored.items()}
+    assert marks == {
+        "10": (None, None),
+        "20": (None, "10"),
+        "30": ("10", None),
+        "40": ("10", None),
+        "50": (None, None),
+    }
+    [last] = read_repo(db_url, lambda r: r.recent_runs(1))
+    assert last.stats["summary"]["articles"]["duplicate"] == 1
 
 
 def test_an_old_batch_is_flushed_without_more_items(sqlite_url: str) -> None:
@@ -371,6 +443,7 @@ def item_data(key: str, **changes: Any) -> dict[str, Any]:
 def test_real_crawl_through_every_pipeline(db_url: str, tmp_path: Path) -> None:
     items = [
         item_data("1"),
+        item_data("7", title="Title 1", body="Body of 1.\n\n More."),  # a re-post of "1"
         item_data("2", complete=False),
         item_data("1", title="a duplicate"),
         item_data("3", title=""),
@@ -380,13 +453,15 @@ def test_real_crawl_through_every_pipeline(db_url: str, tmp_path: Path) -> None:
     ]
     stats = crawl_items(items, {"TIANJIN_UPDATES_DB": db_url, "TIANJIN_BATCH_SIZE": 2}, tmp_path)
     assert stats["finish_reason"] == "finished"
-    assert stats["item_scraped_count"] == 3
+    assert stats["item_scraped_count"] == 4
     assert stats["deduplicate/dropped/same_key"] == 1
     assert stats["validate/dropped/no_title"] == 1
     assert stats["validate/dropped/no_date"] == 1
     assert stats["validate/dropped/no_body"] == 1
-    assert stats["store/articles_new"] == 3 and stats["store/articles_incomplete"] == 1
+    assert stats["store/articles_new"] == 4 and stats["store/articles_incomplete"] == 1
+    assert stats["store/articles_duplicate"] == 1 and stats["store/versions"] == 4
     assert stats["store/batches"] == 2 and stats["store/errors"] == 0
+    assert read_repo(db_url, lambda r: r.get_article("7")).duplicate_of == "1"
 
     stored = read_repo(db_url, lambda r: r.get_article("1"))
     assert (stored.url, stored.title, stored.source, stored.body) == (
@@ -400,12 +475,24 @@ def test_real_crawl_through_every_pipeline(db_url: str, tmp_path: Path) -> None:
     assert last.id == stats["store/run_id"] and last.status == "succeeded"
     assert last.stats["validate/dropped/no_title"] == 1
     assert last.stats["finish_reason"] == "finished"
+    summary = last.stats["summary"]
+    assert summary["articles"]["dropped"] == {
+        "no_body": 1,
+        "no_date": 1,
+        "no_title": 1,
+        "same_key": 1,
+    }
+    assert summary["articles"]["new"] == 4 and summary["articles"]["duplicate"] == 1
+    assert summary["pages_fetched"] == stats["response_received_count"] == 1
+    assert summary["responses_by_status"] == {"200": 1}
+    assert summary["errors"] == {"store": 0}
+    assert 0 <= summary["duration_seconds"] < 60
 
     again = crawl_items(
         [item_data("1"), item_data("6", title="Edited")], {"TIANJIN_UPDATES_DB": db_url}, tmp_path
     )
     assert (again["store/articles_unchanged"], again["store/articles_updated"]) == (1, 1)
-    assert read_repo(db_url, Repository.count_articles) == 3
+    assert read_repo(db_url, Repository.count_articles) == 4
     assert [r.status for r in read_repo(db_url, lambda r: r.recent_runs(5))] == ["succeeded"] * 2
 
 

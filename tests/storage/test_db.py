@@ -27,7 +27,17 @@ from storage.models import Base
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/test"
-TABLES = {"articles", "article_images", "crawl_runs", "alembic_version"}
+TABLES = {
+    "articles",
+    "article_images",
+    "article_versions",
+    "article_lsh_bands",
+    "change_counter",
+    "similarity_index",
+    "crawl_runs",
+    "alembic_version",
+}
+HEAD = "0002"
 
 
 def assert_one_line(error: BaseException) -> str:
@@ -129,7 +139,9 @@ def test_sqlite_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
         # Root writes through any mode bits (CI runs as root); nobody can create files in /proc.
         with pytest.raises(StorageError) as info:
             upgrade("sqlite:////proc/tianjin-test.sqlite3")
-        assert "cannot open SQLite database /proc/tianjin-test.sqlite3" in assert_one_line(info.value)
+        assert "cannot open SQLite database /proc/tianjin-test.sqlite3" in assert_one_line(
+            info.value
+        )
         return
     locked = tmp_path / "ro"
     locked.mkdir()
@@ -177,10 +189,10 @@ def test_upgrade_on_empty_database_creates_tables(db_url: str) -> None:
     assert table_names(db_url) == set()
     before = check_database(db_url)
     assert before.current_revision is None and not before.up_to_date
-    assert upgrade(db_url) == head_revision() == "0001"
+    assert upgrade(db_url) == head_revision() == HEAD
     assert table_names(db_url) == TABLES
     after = check_database(db_url)
-    assert after.current_revision == after.head_revision == "0001" and after.up_to_date
+    assert after.current_revision == after.head_revision == HEAD and after.up_to_date
 
 
 def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
@@ -198,7 +210,7 @@ def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM crawl_runs")).scalar() == 1
             assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                (HEAD,)
             ]
     finally:
         engine.dispose()
@@ -288,7 +300,7 @@ def test_developer_alembic_ini_and_alembic_check(db_url: str, tmp_path: Path) ->
         )
         assert proc.returncode == 0, proc.stderr
         outputs[args[0]] = proc.stdout
-    assert outputs["current"].strip() == "0001 (head)"
+    assert outputs["current"].strip() == f"{HEAD} (head)"
     assert "No new upgrade operations detected" in outputs["check"]
 
 

@@ -1,4 +1,4 @@
-"""The repository on SQLite and PostgreSQL: upserts, atomic batches, runs, errors."""
+"""The repository on SQLite and PostgreSQL: upserts, versions, atomic batches, runs, errors."""
 
 from __future__ import annotations
 
@@ -74,7 +74,14 @@ def image_rows(engine: Engine) -> list[tuple[Any, ...]]:
 def test_new_articles_are_inserted_with_images(repo: Repository) -> None:
     result = repo.save_articles([record("2"), record("1")], T0)
     assert (result.new, result.updated, result.unchanged) == (["1", "2"], [], [])
-    assert result.counts == {"new": 2, "updated": 0, "unchanged": 0}
+    assert result.counts == {
+        "new": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicate": 0,
+        "near_duplicate": 0,
+    }
+    assert result.versions == 2
     assert repo.count_articles() == 2
 
     stored = repo.get_article("1")
@@ -88,19 +95,60 @@ def test_new_articles_are_inserted_with_images(repo: Repository) -> None:
         stored.first_seen_at.tzinfo is not None and stored.first_seen_at.utcoffset() == timedelta(0)
     )
     assert stored.content_hash == content_hash(record("1"))
+    assert stored.version == 1 and stored.change_seq in (1, 2)
+    assert (stored.duplicate_of, stored.near_duplicate_of, stored.near_duplicate_similarity) == (
+        None,
+        None,
+        None,
+    )
     assert repo.get_article("404") is None
+    assert repo.versions("404") == []
+
+
+def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (but Alembic's), in a fixed order."""
+    tables = sorted(set(sa.inspect(engine).get_table_names()) - {"alembic_version"})
+    with engine.connect() as connection:
+        return {
+            table: sorted(
+                (tuple(row) for row in connection.execute(sa.text(f"SELECT * FROM {table}"))),
+                key=repr,
+            )
+            for table in tables
+        }
 
 
 def test_unchanged_article_only_moves_last_seen(repo: Repository, engine: Engine) -> None:
-    repo.save_articles([record("1")], T0)
-    before = repo.get_article("1")
+    run = repo.start_run("manual", T0)
+    repo.save_articles([record("1"), record("2", title="Title 1", body=record("1").body)], T0, run)
+    before = dump(engine)
     later = T0 + timedelta(hours=3)
-    result = repo.save_articles([record("1")], later)
-    assert (result.new, result.updated, result.unchanged) == ([], [], ["1"])
-    after = repo.get_article("1")
-    assert after is not None and before is not None
-    assert after.first_seen_at == T0 and after.last_seen_at == later
-    assert after.id == before.id and after.images == before.images
+    run = repo.start_run("manual", later)
+    result = repo.save_articles(
+        [record("2", title="Title 1", body=record("1").body), record("1")], later, run
+    )
+    assert (result.new, result.updated, result.unchanged) == ([], [], ["1", "2"])
+    assert result.duplicates == ["2"] and result.versions == 0
+    after = dump(engine)
+    # Nothing but last_seen_at (and the new run's row) differs: no version, no change_seq.
+    assert set(after) == set(before)
+    for table in before:
+        if table == "crawl_runs":
+            assert after[table][: len(before[table])] == before[table]
+        elif table != "articles":
+            assert after[table] == before[table], table
+    last_seen = [c["name"] for c in sa.inspect(engine).get_columns("articles")].index(
+        "last_seen_at"
+    )
+
+    def without_last_seen(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [row[:last_seen] + row[last_seen + 1 :] for row in rows]
+
+    assert without_last_seen(after["articles"]) == without_last_seen(before["articles"])
+    for key in ("1", "2"):
+        stored = repo.get_article(key)
+        assert stored is not None
+        assert (stored.first_seen_at, stored.last_seen_at, stored.version) == (T0, later, 1)
     # An older sighting (a slow concurrent crawl) never moves last_seen_at back.
     repo.save_articles([record("1")], T0 + timedelta(hours=1))
     assert repo.get_article("1").last_seen_at == later  # type: ignore[union-attr]
@@ -113,7 +161,6 @@ def test_changed_article_is_updated_and_images_replaced(repo: Repository, engine
         title="Edited title",
         source=None,
         page_count=2,
-        complete=False,
         images=[ImageRecord(1, "http://img.example/new.jpg", "new caption")],
     )
     later = T0 + timedelta(days=1)
@@ -122,11 +169,12 @@ def test_changed_article_is_updated_and_images_replaced(repo: Repository, engine
 
     stored = repo.get_article("1")
     assert stored is not None
-    assert (stored.title, stored.source, stored.page_count, stored.complete) == (
+    assert (stored.title, stored.source, stored.page_count, stored.complete, stored.version) == (
         "Edited title",
         None,
         2,
-        False,
+        True,
+        2,
     )
     assert stored.first_seen_at == T0 and stored.last_seen_at == later
     assert stored.content_hash == content_hash(edited)
@@ -145,6 +193,97 @@ def test_only_a_caption_change_is_an_update(repo: Repository, engine: Engine) ->
     assert image_rows(engine) == [("1", 1, "http://img.example/1-1.jpg", "[Photo/China Daily]")]
 
 
+def test_edit_is_a_new_version_and_the_old_text_is_kept(repo: Repository) -> None:
+    first_run = repo.start_run("manual", T0)
+    repo.save_articles([record("1"), record("2")], T0, first_run)
+    before = repo.get_article("1")
+    assert before is not None
+    later = T0 + timedelta(days=1)
+    second_run = repo.start_run("schedule", later)
+    edited = record("1", body="First paragraph of 1, corrected.\n\nSecond paragraph.")
+    result = repo.save_articles([edited], later, second_run)
+    assert result.updated == ["1"] and result.versions == 1
+
+    after = repo.get_article("1")
+    assert after is not None
+    assert after.body == edited.body and after.version == 2
+    assert after.change_seq > before.change_seq
+    assert after.change_seq == repo.max_change_seq()
+    v1, v2 = repo.versions("1")
+    assert (v1.version, v1.body, v1.title, v1.fetched_at, v1.crawl_run_id) == (
+        1,
+        record("1").body,
+        "Title 1",
+        T0,
+        first_run,
+    )
+    assert (v2.version, v2.body, v2.fetched_at, v2.crawl_run_id) == (
+        2,
+        edited.body,
+        later,
+        second_run,
+    )
+    assert v1.content_hash == before.content_hash and v2.content_hash == after.content_hash
+    assert v1.images == record("1").images == v2.images
+    assert [v.version for v in repo.versions("2")] == [1]
+
+    # The same edit seen again is no new version; editing back to the old text is one.
+    assert repo.save_articles([edited], later + timedelta(1)).unchanged == ["1"]
+    assert repo.save_articles([record("1")], later + timedelta(2)).updated == ["1"]
+    assert [(v.version, v.body) for v in repo.versions("1")] == [
+        (1, record("1").body),
+        (2, edited.body),
+        (3, record("1").body),
+    ]
+
+
+def test_an_image_change_is_a_new_version(repo: Repository) -> None:
+    repo.save_articles([record("1")], T0)
+    seq = repo.get_article("1").change_seq  # type: ignore[union-attr]
+    images = [*record("1").images, ImageRecord(3, "http://img.example/1-3.jpg", "added")]
+    assert repo.save_articles([record("1", images=images)], T0 + timedelta(1)).updated == ["1"]
+    stored = repo.get_article("1")
+    assert stored is not None and stored.version == 2 and stored.change_seq > seq
+    assert stored.images == images
+    assert [v.images for v in repo.versions("1")] == [record("1").images, images]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"source": "Xinhua"},
+        {"published_on": date(2024, 5, 2)},
+        {"page_count": 2},
+    ],
+)
+def test_other_content_fields_make_versions_too(repo: Repository, change: dict[str, Any]) -> None:
+    repo.save_articles([record("1")], T0)
+    assert repo.save_articles([record("1", **change)], T0 + timedelta(1)).updated == ["1"]
+    assert [v.version for v in repo.versions("1")] == [1, 2]
+
+
+def test_another_host_is_not_an_edit(repo: Repository) -> None:
+    repo.save_articles([record("1")], T0)
+    moved = record("1", url="https://regional.chinadaily.com.cn/tianjin/2024-05/01/c_1.htm")
+    assert repo.save_articles([moved], T0 + timedelta(1)).unchanged == ["1"]
+    assert repo.get_article("1").url == record("1").url  # type: ignore[union-attr]
+
+
+def test_an_incomplete_fetch_never_replaces_a_complete_article(repo: Repository) -> None:
+    repo.save_articles([record("1", page_count=2)], T0)
+    truncated = record("1", page_count=2, complete=False, body="First paragraph of 1.")
+    result = repo.save_articles([truncated], T0 + timedelta(1))
+    assert result.unchanged == ["1"] and result.versions == 0
+    stored = repo.get_article("1")
+    assert stored is not None and stored.complete and stored.body == record("1").body
+    assert stored.last_seen_at == T0 + timedelta(1)
+    # ...but an incomplete article is completed, and an incomplete one may change.
+    repo.save_articles([record("2", complete=False)], T0)
+    assert repo.save_articles([record("2")], T0 + timedelta(1)).updated == ["2"]
+    repo.save_articles([record("3", complete=False)], T0)
+    assert repo.save_articles([record("3", complete=False, title="x")], T0).updated == ["3"]
+
+
 def test_same_key_twice_in_a_batch_last_wins(repo: Repository) -> None:
     result = repo.save_articles([record("1", title="first"), record("1", title="second")], T0)
     assert result.new == ["1"]
@@ -153,7 +292,7 @@ def test_same_key_twice_in_a_batch_last_wins(repo: Repository) -> None:
 
 
 def test_empty_batch(repo: Repository) -> None:
-    assert repo.save_articles([], T0).counts == {"new": 0, "updated": 0, "unchanged": 0}
+    assert set(repo.save_articles([], T0).counts.values()) == {0}
 
 
 def test_large_batch_crosses_the_select_chunks(repo: Repository) -> None:
@@ -224,14 +363,14 @@ def test_content_hash() -> None:
         record("1", body="x"),
         record("1", page_count=2),
         record("1", complete=False),
-        record("1", url="http://other/c_1.htm"),
         record("1", images=[]),
         record("1", images=list(reversed(record("1").images))),
     ]
     hashes = {content_hash(v) for v in variants}
     assert len(hashes) == len(variants) and content_hash(record("1")) not in hashes
-    # The key identifies the row; it is not content.
+    # The key identifies the row, the URL names the host it came through: neither is content.
     assert content_hash(record("1")) == content_hash(replace(record("1"), article_key="9"))
+    assert content_hash(record("1")) == content_hash(record("1", url="http://other/c_1.htm"))
 
 
 # --- concurrency --------------------------------------------------------------------------------
@@ -269,6 +408,14 @@ def test_two_concurrent_writers_leave_one_row_per_key(db_url: str, engine: Engin
         ).all()
     assert sorted(rows) == sorted((k, 1) for k in keys)
     assert len(image_rows(engine)) == 2 * len(keys)
+    # Versions numbered 1..n without gaps or collisions, the article at its last one.
+    repo = Repository(engine)
+    for key in keys:
+        numbers = [v.version for v in repo.versions(key)]
+        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 5
+        stored = repo.get_article(key)
+        assert stored is not None and stored.version == numbers[-1]
+        assert stored.title == repo.versions(key)[-1].title
 
 
 class RacingRepository(Repository):
@@ -278,7 +425,7 @@ class RacingRepository(Repository):
         super().__init__(engine)
         self.lookups = 0
 
-    def _existing(self, connection: Connection, keys: Any) -> dict[str, tuple[int, str]]:
+    def _existing(self, connection: Connection, keys: Any) -> dict[str, Any]:
         self.lookups += 1
         if self.lookups == 1:
             return {}
@@ -385,32 +532,44 @@ def test_postgres_down_is_a_one_line_storage_error() -> None:
         engine.dispose()
 
 
-def test_a_batch_is_a_few_statements_not_one_per_article(repo: Repository, engine: Engine) -> None:
-    repo.save_articles([record(str(n)) for n in range(1, 21)], T0)
+def statements_of(engine: Engine, call: Any) -> list[str]:
+    """The first word of every SQL statement ``call()`` sends."""
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement.split(None, 1)[0].upper())
+        if "set_config" not in statement:  # PostgreSQL's planner settings, one per transaction
+            statements.append(statement.split(None, 1)[0].upper())
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        batch = (
-            [record(str(n)) for n in range(1, 11)]  # unchanged
-            + [record(str(n), title="edited") for n in range(11, 21)]  # updated
-            + [record(str(n)) for n in range(21, 31)]  # new
-        )
-        result = repo.save_articles(batch, T0 + timedelta(1))
+        call()
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    assert result.counts == {"new": 10, "updated": 10, "unchanged": 10}
-    assert statements.count("SELECT") == 1
-    # INSERT new articles, UPDATE the unchanged (last_seen_at), UPDATE the edited (executemany),
-    # DELETE the edited ones' images, INSERT the images of new and edited articles
-    assert [s for s in statements if s != "BEGIN"] == [
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "UPDATE",
-        "DELETE",
-        "INSERT",
-    ]
+    return [s for s in statements if s not in ("BEGIN", "COMMIT")]
+
+
+@pytest.mark.parametrize("size", [5, 50])
+def test_a_batch_is_a_few_statements_not_one_per_article(
+    repo: Repository, engine: Engine, size: int
+) -> None:
+    repo.save_articles([record(str(n)) for n in range(1, 2 * size + 1)], T0)
+    batch = (
+        [record(str(n)) for n in range(1, size + 1)]  # unchanged
+        + [record(str(n), title=f"edited {n}") for n in range(size + 1, 2 * size + 1)]  # updated
+        + [record(str(n)) for n in range(2 * size + 1, 3 * size + 1)]  # new
+    )
+    repo.sign(batch)
+    results = []
+    statements = statements_of(
+        engine, lambda: results.append(repo.save_articles(batch, T0 + timedelta(1)))
+    )
+    assert results[0].counts["new"] == results[0].counts["updated"] == size
+    # lock, index check, look-up; insert, update, touch; images, versions, bands; duplicate and
+    # near-duplicate look-ups; marks; counter (executemany pages of 1000 rows may add a few)
+    assert len(statements) <= 22, statements
+    assert statements[:3] == ["SELECT", "SELECT", "SELECT"]
+    assert statements[-1] == "UPDATE"  # the change counter, last
+
+    # An unchanged batch: lock, index check, look-up, last_seen_at. No counter bump.
+    unchanged = statements_of(engine, lambda: repo.save_articles(batch, T0 + timedelta(2)))
+    assert unchanged == ["SELECT", "SELECT", "SELECT", "UPDATE"]
