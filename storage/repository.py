@@ -357,10 +357,15 @@ class Repository:
         near_duplicate_threshold: float = DEFAULT_THRESHOLD,
         minhash_permutations: int = DEFAULT_PERMUTATIONS,
     ) -> None:
+        if minhash_permutations < 16:
+            raise ValueError(
+                f"MinHash permutations must be at least 16, got {minhash_permutations}"
+            )
         self._engine = engine
         self._threshold = float(near_duplicate_threshold)
         self._layout: LshLayout = lsh_layout(self._threshold, minhash_permutations)
-        self._hasher = MinHasher(minhash_permutations)
+        self._permutations = minhash_permutations
+        self._hasher: MinHasher | None = None  # made when first needed (see MinHasher)
         self._bucket_cache: dict[bytes, list[int]] = {}
 
     @property
@@ -420,13 +425,19 @@ class Repository:
 
     # --- articles ---------------------------------------------------------------------------
 
+    @property
+    def hasher(self) -> MinHasher:
+        if self._hasher is None:
+            self._hasher = MinHasher(self._permutations)
+        return self._hasher
+
     def sign(self, records: Iterable[ArticleRecord]) -> None:
         """Give every record without a fitting MinHash signature one (pure CPU work: callers
         may do it before ``save_articles``, away from the write transaction)."""
         size = 4 * self._layout.permutations
         for record in records:
             if record.signature is None or len(record.signature) != size:
-                record.signature = self._hasher.sign(record.title, record.body)
+                record.signature = self.hasher.sign(record.title, record.body)
 
     def save_articles(
         self, records: Sequence[ArticleRecord], seen_at: datetime, run_id: int | None = None
@@ -988,7 +999,7 @@ class Repository:
             for row in rows:
                 signature = row.minhash
                 if resign_all or signature is None or len(signature) != size:
-                    signature = self._hasher.sign(row.title, row.body)
+                    signature = self.hasher.sign(row.title, row.body)
                     fresh.append({"b_id": row.id, "b_minhash": signature})
                 signed.append((row.id, signature))
             if fresh:

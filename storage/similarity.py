@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 #: Words per shingle.
 SHINGLE_WORDS = 3
@@ -64,13 +63,18 @@ class MinHasher:
     def __init__(self, permutations: int = DEFAULT_PERMUTATIONS) -> None:
         if permutations < 16:
             raise ValueError(f"MinHash permutations must be at least 16, got {permutations}")
+        # Imported here: datasketch brings scipy along (a third of a second), which readers of
+        # the database (export, runs) never need.
+        from datasketch import MinHash
+
+        self._minhash = MinHash
         self.permutations = permutations
         template = MinHash(num_perm=permutations, seed=MINHASH_SEED, scheme=MINHASH_SCHEME)
         self._permutation_params = template.permutations
 
     def sign(self, title: str, body: str) -> bytes:
         """The signature of an article's text (``4 * permutations`` bytes)."""
-        minhash = MinHash(
+        minhash = self._minhash(
             num_perm=self.permutations,
             seed=MINHASH_SEED,
             permutations=self._permutation_params,
