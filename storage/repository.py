@@ -450,8 +450,8 @@ class Repository:
         result = SaveResult()
         if not by_key:
             return result
-        # One order for every writer: concurrent transactions touching the same keys then lock
-        # rows in the same order and cannot deadlock each other.
+        # Writers are serialised by the change counter's lock; a fixed key order still keeps the
+        # statements (and any other writer's row locks) in one order.
         keys = sorted(by_key)
         self.sign(by_key.values())
         hashes = {key: content_hash(by_key[key]) for key in keys}
