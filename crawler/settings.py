@@ -58,6 +58,13 @@ ITEM_PIPELINES = {
 TIANJIN_UPDATES_DB = os.environ.get("TIANJIN_UPDATES_DB", "sqlite:///tianjin_updates.sqlite3")
 #: What started the crawl, recorded in crawl_runs: manual or schedule.
 TIANJIN_TRIGGER = "manual"
+#: Articles written per database transaction, and the longest a smaller batch waits (seconds).
+TIANJIN_BATCH_SIZE = 50
+TIANJIN_FLUSH_SECONDS = 5.0
+#: Estimated Jaccard similarity (3-word shingles) from which a re-post counts as a near-duplicate.
+TIANJIN_NEAR_DUPLICATE_THRESHOLD = 0.8
+#: MinHash permutations per signature: more is more exact and slower (changing it re-indexes).
+TIANJIN_MINHASH_PERMUTATIONS = 128
 
 EXTENSIONS = {
     # One progress line every TIANJIN_PROGRESS_INTERVAL seconds (the CLI shows it).
