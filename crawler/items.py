@@ -46,3 +46,18 @@ class ArticleItem:
     """The article's images with their captions."""
     fetched_at: datetime | None = None
     """UTC time the last page of the article was fetched."""
+    etag: str | None = None
+    """The ``ETag`` the server sent with the first page (for conditional re-visits)."""
+    last_modified: str | None = None
+    """The ``Last-Modified`` the server sent with the first page."""
+
+
+@dataclass
+class ArticleSeen:
+    """A stored article the server says is unchanged (``304 Not Modified``): only its
+    ``last_seen_at`` moves."""
+
+    article_key: str
+    """The CMS id."""
+    seen_at: datetime
+    """UTC time of the answer."""

@@ -46,6 +46,12 @@ TIANJIN_RETRY_BACKOFF_MAX = 60.0
 TIANJIN_HOSTS = ",".join(DEFAULT_HOSTS)
 #: Listing pages to read at most (0: all of them).
 TIANJIN_MAX_PAGES = 0
+#: Crawl only what is new or changed (see crawler/incremental.py); False reads everything.
+TIANJIN_INCREMENTAL = True
+#: Stop paging after this many consecutive listing pages whose articles are all stored and complete.
+TIANJIN_STOP_AFTER_KNOWN_PAGES = 1
+#: Re-visit (with conditional requests) stored articles published this many days before the newest.
+TIANJIN_REVISIT_DAYS = 2
 
 # --- Items and storage -----------------------------------------------------------------------------
 ITEM_PIPELINES = {

@@ -28,6 +28,7 @@ from scrapy import Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
+from crawler.items import ArticleSeen
 from pipelines.runstats import run_summary
 from storage.db import StorageError, default_database_url, make_engine, upgrade
 from storage.models import RUN_TRIGGERS
@@ -177,6 +178,7 @@ class StorePipeline:
         self._engine: Engine | None = None
         self._repository: Repository | None = None
         self._batch: list[ArticleRecord] = []
+        self._seen: list[str] = []
         self._batch_started: float | None = None
         self._lock: asyncio.Lock | None = None
         self._stop: asyncio.Event | None = None
@@ -246,6 +248,9 @@ class StorePipeline:
             self._flusher = asyncio.create_task(self._flush_when_old())
 
     async def process_item(self, item: Any) -> Any:
+        if isinstance(item, ArticleSeen):
+            self._seen.append(item.article_key)
+            return item
         record = article_record(item)
         self._batch.append(record)
         if self._batch_started is None:
@@ -317,6 +322,15 @@ class StorePipeline:
         if self._lock is None or self._repository is None:
             return
         async with self._lock:
+            if self._seen:
+                seen, self._seen = self._seen, []
+                try:
+                    await asyncio.to_thread(self._repository.mark_seen, seen, _now())
+                except StorageError as exc:
+                    self._record_error(exc)
+                else:
+                    # A 304 Not Modified is an unchanged article.
+                    self.stats.inc_value("store/articles_unchanged", len(seen))
             if not self._batch:
                 return
             batch, self._batch, self._batch_started = self._batch, [], None

@@ -10,24 +10,33 @@ item pipelines. Rules:
   another host is fetched through the start URL's host, so one id is one request and one item;
 * the pages of an article are fetched one after the other (page k's pager tells whether page k+1
   exists, even when it shows only a window); the state of the article travels in the request's
-  ``meta``, so it survives a distributed scheduler; one item is yielded when the last page is done.
+  ``meta``, so it survives a distributed scheduler; one item is yielded when the last page is done;
+* incremental crawls (the default) read the listing one page after the other and skip what the
+  database already holds; see ``crawler.incremental`` for the rules. ``-a full=1`` or
+  ``TIANJIN_INCREMENTAL=False`` reads every listing page (in parallel) and fetches every article;
+* a page that answers 200 but shows no article (empty, "not found", or a layout extraction cannot
+  read) is never stored as an empty article: it is skipped and counted, and a layout that cannot be
+  read marks the run degraded.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.extract import ArticlePage, extract_article, extract_listing, find_section_url
-from crawler.items import ArticleItem, ImageItem
+from crawler.incremental import StoredArticles
+from crawler.items import ArticleItem, ArticleSeen, ImageItem
 from crawler.text import join_paragraphs
 from crawler.urls import (
     DEFAULT_START_URL,
@@ -36,11 +45,14 @@ from crawler.urls import (
     is_site_url,
     parse_article_url,
     parse_hosts,
+    listing_page_url,
     parse_listing_url,
     rehost,
 )
 
 SECTION_NAME = "Tianjin Updates"
+# Text of the CMS's "page not found" page served with status 200.
+_NOT_FOUND_TEXT = re.compile(r"\b(page (you requested )?(was |is )?not (be )?found|404)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -52,6 +64,8 @@ class ArticleAssembly:
     page_count: int = 1
     pages: dict[int, ArticlePage] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
 
     def next_page(self, after: int) -> int | None:
         nxt = after + 1
@@ -64,11 +78,15 @@ def error_kind(failure: Failure) -> str:
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}"
     if isinstance(exc, IgnoreRequest):
-        return (
-            "robots"
-            if "robots" in str(exc).lower() or "forbidden by robots" in str(exc)
-            else "ignored"
-        )
+        text = str(exc).lower()
+        if "robots" in text:
+            return "robots"
+        if "redirect" in text:
+            return "redirect_loop"
+        return "ignored"
+    text = str(exc).lower()
+    if "maxsize" in text or "max size" in text or "larger than download" in text:
+        return "too_large"
     name = type(exc).__name__
     if "DNS" in name:
         return "dns"
@@ -87,13 +105,25 @@ class TianjinUpdatesSpider(scrapy.Spider):
     name = "tianjin_updates"
 
     def __init__(
-        self, start_url: str | None = None, max_pages: int | str | None = None, **kwargs: Any
+        self,
+        start_url: str | None = None,
+        max_pages: int | str | None = None,
+        full: bool | str = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.start_url = start_url or DEFAULT_START_URL
         self._max_pages_arg = int(max_pages) if max_pages not in (None, "") else None
+        self._full_arg = str(full).strip().lower() in ("1", "true", "yes", "on")
         self.hosts: tuple[str, ...] = ()
         self.max_pages = 0
+        self.stored: StoredArticles | None = None
+        self.stop_after_known = 1
+        self.revisit_days = 2
+        self.revisit_since: date | None = None
+        self.deep = True
+        # Article keys this crawl has queued, so a key linked from many listing pages counts once.
+        self.queued: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TianjinUpdatesSpider:
@@ -107,10 +137,47 @@ class TianjinUpdatesSpider(scrapy.Spider):
             if spider._max_pages_arg is not None
             else settings.getint("TIANJIN_MAX_PAGES", 0)
         )
+        crawler.signals.connect(spider._record_progress, signal=signals.spider_closed)
+        if settings.getbool("TIANJIN_INCREMENTAL", True) and not spider._full_arg:
+            spider.stored = StoredArticles(settings.get("TIANJIN_UPDATES_DB"))
+            spider.stop_after_known = max(1, settings.getint("TIANJIN_STOP_AFTER_KNOWN_PAGES", 1))
+            spider.revisit_days = max(0, settings.getint("TIANJIN_REVISIT_DAYS", 2))
+            crawler.signals.connect(spider._close_stored, signal=signals.spider_closed)
         return spider
+
+    def _record_progress(self) -> None:
+        """Say whether this crawl leaves the database caught up with the listing (read by the next
+        incremental crawl, see ``Repository.caught_up``)."""
+        stats = self.crawler.stats
+        values = stats.get_stats()
+        cut_short = (
+            bool(self.max_pages)
+            or bool(values.get("spider/start_failed"))
+            or any(k.startswith("spider/errors/listing_") for k in values)
+        )
+        if self.stored is None:
+            caught_up = not cut_short
+        else:
+            read_enough = values.get("incremental/reached_end") or values.get("incremental/stopped_at_page")
+            caught_up = bool(read_enough) and not cut_short
+        stats.set_value("incremental/caught_up", caught_up)
+
+    def _close_stored(self) -> None:
+        if self.stored is not None:
+            self.stored.close()
 
     # --- start -------------------------------------------------------------------------------
     async def start(self) -> AsyncIterator[Any]:
+        stats = self.crawler.stats
+        if self.stored is not None:
+            self.stored.open()
+            self.revisit_since = await self.stored.revisit_since(self.revisit_days)
+            # Stopping at known pages is safe only when the last crawl got to the end of what was
+            # new; after a crawl that died half-way, read the whole listing (fetch only what's new).
+            self.deep = not await self.stored.caught_up(stats.get_value("store/run_id"))
+            stats.set_value("incremental/mode", "deep" if self.deep else "incremental")
+        else:
+            stats.set_value("incremental/mode", "full")
         yield scrapy.Request(self.start_url, callback=self.parse_start, errback=self.start_failed)
 
     def start_failed(self, failure: Failure) -> None:
@@ -121,15 +188,17 @@ class TianjinUpdatesSpider(scrapy.Spider):
             f"cannot fetch {url} ({kind}: {_one_line(failure)}); check the start URL and the network",
         )
 
-    def parse_start(self, response: Response) -> Iterator[Any]:
+    async def parse_start(self, response: Response) -> AsyncIterator[Any]:
         if not isinstance(response, TextResponse):
             self._fail_start("not_html", f"{response.url} is not an HTML page")
             return
         if parse_listing_url(response.url):
-            yield from self.parse_listing(response)
+            async for request in self.parse_listing(response):
+                yield request
             return
         if parse_article_url(response.url):
-            yield from self._article_request(response.url, response)
+            for request in self._article_request(response.url, response):
+                yield request
             return
         section = find_section_url(response.text, response.url, SECTION_NAME)
         if section is None:
@@ -147,27 +216,103 @@ class TianjinUpdatesSpider(scrapy.Spider):
         raise CloseSpider("start_failed")
 
     # --- listing -------------------------------------------------------------------------------
-    def parse_listing(self, response: Response) -> Iterator[Any]:
+    async def parse_listing(self, response: Response) -> AsyncIterator[Any]:
         if not isinstance(response, TextResponse):
             return
-        self.crawler.stats.inc_value("spider/listing_pages")
+        stats = self.crawler.stats
+        stats.inc_value("spider/listing_pages")
         listing = extract_listing(response.text, response.url)
-        for url in listing.article_urls:
-            yield from self._article_request(url, response)
-        for url in listing.listing_urls:
-            ref = parse_listing_url(url)
-            if ref is None or not is_site_url(url, self.hosts):
-                continue
-            if self.max_pages and ref.page > self.max_pages:
-                continue
-            yield scrapy.Request(url, callback=self.parse_listing, errback=self.listing_failed)
+        articles = [
+            url for url in listing.article_urls if is_site_url(url, self.hosts) and parse_article_url(url)
+        ]
+        all_known = bool(articles)
+        if self.stored is None:
+            for url in articles:
+                for request in self._article_request(url, response):
+                    yield request
+        else:
+            keys = [ref.article_key for ref in map(parse_article_url, articles) if ref]
+            known = await self.stored.lookup(keys)
+            for url in articles:
+                ref = parse_article_url(url)
+                assert ref is not None
+                if ref.article_key in self.queued:
+                    # Linked again (a "most read" box, a shifted listing): handled once per crawl.
+                    continue
+                fact = known.get(ref.article_key)
+                self.queued.add(ref.article_key)
+                if fact is None or not fact.complete:
+                    all_known = False
+                    for request in self._article_request(url, response):
+                        yield request
+                elif self.revisit_since is not None and fact.published_on >= self.revisit_since:
+                    stats.inc_value("incremental/revisited")
+                    validators = {"If-None-Match": fact.etag, "If-Modified-Since": fact.last_modified}
+                    for request in self._article_request(url, response, validators):
+                        yield request
+                else:
+                    stats.inc_value("incremental/skipped_known")
+        for request in self._next_listing_pages(response, listing.listing_urls, all_known):
+            yield request
 
-    def listing_failed(self, failure: Failure) -> None:
+    def _next_listing_pages(
+        self, response: Response, pager: tuple[str, ...], all_known: bool
+    ) -> Iterator[scrapy.Request]:
+        ref = parse_listing_url(response.url)
+        pages = [r for r in map(parse_listing_url, pager) if r is not None]
+        in_site = [u for u in pager if parse_listing_url(u) and is_site_url(u, self.hosts)]
+        if self.stored is None:
+            # A full crawl reads every listing page it can see, in parallel.
+            for url in in_site:
+                page = parse_listing_url(url).page  # type: ignore[union-attr]
+                if not self.max_pages or page <= self.max_pages:
+                    yield scrapy.Request(url, callback=self.parse_listing, errback=self.listing_failed)
+            return
+        # Incremental: one page after the other, newest first, so the stop rule can hold and a
+        # listing that shifts while we read it repeats articles instead of skipping them.
+        current = ref.page if ref else 1
+        last = max([response.meta.get("listing_last", 1), current, *(p.page for p in pages)])
+        streak = response.meta.get("known_streak", 0) + 1 if all_known else 0
+        stats = self.crawler.stats
+        if streak >= self.stop_after_known and not self.deep:
+            stats.set_value("incremental/stopped_at_page", current)
+            stats.set_value("incremental/stop_reason", f"{streak} listing page(s) already stored")
+            return
+        yield from self._listing_request(response.url, current + 1, last, streak)
+
+    def _listing_request(
+        self, url: str, page: int, last: int, streak: int
+    ) -> Iterator[scrapy.Request]:
+        stats = self.crawler.stats
+        if page > last:
+            stats.set_value("incremental/stop_reason", "end of the listing")
+            stats.set_value("incremental/reached_end", True)
+            return
+        if self.max_pages and page > self.max_pages:
+            stats.set_value("incremental/stop_reason", f"--max-pages {self.max_pages}")
+            return
+        yield scrapy.Request(
+            listing_page_url(url, page),
+            callback=self.parse_listing,
+            errback=self.listing_failed,
+            # Listing pages before articles: the crawl learns what to fetch early.
+            priority=10,
+            meta={"listing_last": last, "known_streak": streak},
+        )
+
+    def listing_failed(self, failure: Failure) -> Iterator[scrapy.Request]:
         self.crawler.stats.inc_value(f"spider/errors/listing_{error_kind(failure)}")
         self.logger.warning("Listing page failed: %s", _one_line(failure))
+        request = failure.request  # type: ignore[attr-defined]
+        ref = parse_listing_url(request.url)
+        if self.stored is not None and ref is not None:
+            # A dead listing page must not end an incremental crawl: go on with the next one.
+            yield from self._listing_request(request.url, ref.page + 1, request.meta.get("listing_last", 1), 0)
 
     # --- articles ------------------------------------------------------------------------------
-    def _article_request(self, url: str, response: Response) -> Iterator[scrapy.Request]:
+    def _article_request(
+        self, url: str, response: Response, validators: dict[str, str | None] | None = None
+    ) -> Iterator[scrapy.Request]:
         if not is_site_url(url, self.hosts):
             return
         ref = parse_article_url(url)
@@ -178,20 +323,39 @@ class TianjinUpdatesSpider(scrapy.Spider):
             # Same id on another host is the same article: fetch it where we crawl.
             first = rehost(first, response.url)
         assembly = ArticleAssembly(key=ref.article_key, url=first)
+        meta: dict[str, Any] = {"article": assembly, "article_page": 1}
+        headers = {k: v for k, v in (validators or {}).items() if v}
+        if headers:
+            meta["handle_httpstatus_list"] = [304]
         yield scrapy.Request(
             first,
             callback=self.parse_article,
             errback=self.article_failed,
-            meta={"article": assembly, "article_page": 1},
+            headers=headers or None,
+            meta=meta,
         )
 
     def parse_article(self, response: Response) -> Iterator[Any]:
         assembly: ArticleAssembly = response.meta["article"]
         page = response.meta.get("article_page", 1)
+        if response.status == 304:
+            self.crawler.stats.inc_value("incremental/not_modified")
+            yield ArticleSeen(article_key=assembly.key, seen_at=datetime.now(UTC))
+            return
         if not isinstance(response, TextResponse):
             yield from self._page_failed(assembly, page, "not_html")
             return
+        if not response.body.strip():
+            yield from self._page_failed(assembly, page, "empty_page")
+            return
         extracted = extract_article(response.text, response.url)
+        readable = bool(extracted.paragraphs or extracted.images)
+        if not readable or (page == 1 and not (extracted.title and extracted.published_on)):
+            yield from self._page_failed(assembly, page, self._unreadable_kind(response))
+            return
+        if page == 1:
+            assembly.etag = _header(response, b"ETag")
+            assembly.last_modified = _header(response, b"Last-Modified")
         assembly.pages[page] = extracted
         known = [extracted.page_count or 1, page]
         known += [
@@ -201,6 +365,15 @@ class TianjinUpdatesSpider(scrapy.Spider):
         ]
         assembly.page_count = max(assembly.page_count, *known)
         yield from self._continue(assembly, page)
+
+    def _unreadable_kind(self, response: TextResponse) -> str:
+        """Why a 200 page gave no article: the site's "not found" page, or a layout we cannot read."""
+        text = " ".join(response.xpath("//body//text()").getall())
+        if _NOT_FOUND_TEXT.search(text) and "Updated:" not in text:
+            return "soft_404"
+        self.crawler.stats.inc_value("spider/layout_drift")
+        self.logger.error("Cannot read the layout of %s: no title, date or body found", response.url)
+        return "layout_drift"
 
     def article_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
@@ -260,7 +433,14 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
         complete=not assembly.failed and len(assembly.pages) == assembly.page_count,
         images=images,
         fetched_at=datetime.now(UTC),
+        etag=assembly.etag,
+        last_modified=assembly.last_modified,
     )
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1").strip() or None if value else None
 
 
 def _one_line(failure: Failure) -> str:

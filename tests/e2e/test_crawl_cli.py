@@ -84,7 +84,7 @@ def test_second_crawl_finds_nothing_new(replica: ReplicaServer, tmp_path: Path) 
     )
     assert run_cli(*args).code == 0
     first = read_articles(db)
-    second_run = run_cli(*args)
+    second_run = run_cli(*args, "--full")
     assert second_run.code == 0, second_run.stderr
     second = read_articles(db)
     assert sorted(second) == sorted(first)

@@ -43,7 +43,7 @@ def test_recrawl_changes_nothing_but_last_seen_and_the_runs(db_url: str) -> None
         crawl(server, db_url)
         before = dump(db_url)
         seen_before = {r["article_key"]: r["last_seen_at"] for r in query(db_url, "SELECT * FROM articles")}
-        crawl(server, db_url)
+        crawl(server, db_url, "--full")
     assert dump(db_url) == before
     seen_after = {r["article_key"]: r["last_seen_at"] for r in query(db_url, "SELECT * FROM articles")}
     assert all(str(seen_after[k]) > str(seen_before[k]) for k in seen_before)
@@ -61,7 +61,7 @@ def test_an_edit_gives_one_new_version_and_keeps_the_old_text(db_url: str) -> No
         old = read_articles(db_url)[key]
         others_seq = {k: a["change_seq"] for k, a in read_articles(db_url).items() if k != key}
         edited = site.edit_article(key)
-        crawl(server, db_url)
+        crawl(server, db_url, "--full")
     new = read_articles(db_url)[key]
     assert new["body"] == edited.body != old["body"]
     assert new["version"] == 2
@@ -130,7 +130,7 @@ def test_export_round_trips_and_resumes(tmp_path: Path) -> None:
         assert run_cli("export", "--db", db, "--since", str(last)).stdout == ""
         edited_key = site.article(3).key
         site.edit_article(edited_key)
-        crawl(server, db)
+        crawl(server, db, "--full")
     later = run_cli("export", "--db", db, "--since", str(last))
     assert [json.loads(line)["article_key"] for line in later.stdout.splitlines()] == [edited_key]
 
