@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from .generate import DEFAULT_TEMPLATES, HOLDOUT_TEMPLATES, TEMPLATES
-from .model import ExpectedArticle, Fault, FaultKind, ReplicaArticle, ReplicaImage, ReplicaResponse
-from .server import ReplicaServer
+from .model import (
+    DOWNLOAD_MAXSIZE,
+    DOWNLOAD_TIMEOUT,
+    RETRY_TIMES,
+    ExpectedArticle,
+    Fault,
+    FaultKind,
+    ReplicaArticle,
+    ReplicaImage,
+    ReplicaResponse,
+)
+from .server import ReplicaServer, ServedRequest
 from .similarity import shingle_jaccard
-from .site import ReplicaSite
+from .site import MIRROR_PREFIX, ReplicaSite
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "DOWNLOAD_MAXSIZE",
+    "DOWNLOAD_TIMEOUT",
     "HOLDOUT_TEMPLATES",
+    "MIRROR_PREFIX",
+    "RETRY_TIMES",
     "TEMPLATES",
     "ExpectedArticle",
     "Fault",
@@ -20,5 +34,6 @@ __all__ = [
     "ReplicaResponse",
     "ReplicaServer",
     "ReplicaSite",
+    "ServedRequest",
     "shingle_jaccard",
 ]

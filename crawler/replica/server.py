@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 from .site import ReplicaSite
+
+
+class ServedRequest(NamedTuple):
+    """One request the server answered (a plain tuple ``(host, path, status)`` too)."""
+
+    host: str
+    """Host name from the Host header, lower case, without port."""
+    path: str
+    """The request target as sent, query included."""
+    status: int
+    """The status answered (304 included); 0 when the connection was reset without an answer."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,14 +53,46 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Recorded before the client can see the answer, so a test reading ``requests`` right
         # after a response never misses it.
-        server.record(host_header, self.path, response.status)
+        server.record(host_header, self.path, 0 if response.reset else response.status)
+        if response.delay > 0:
+            time.sleep(response.delay)
+        if response.reset:
+            self._reset()
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.status != 304:
+            # A 304 has no content; its Content-Length would have to be the 200's (RFC 9110).
+            self.send_header("Content-Length", str(response.content_length))
         self.end_headers()
-        if send_body:
+        if not send_body:
+            return
+        try:
+            if response.truncated:
+                # Half the promised bytes, then the connection closes: the client sees data loss.
+                self.wfile.write(response.body[: len(response.body) // 2])
+                self.close_connection = True
+                return
             self.wfile.write(response.body)
+            if response.stream is not None:
+                for chunk in response.stream():
+                    self.wfile.write(chunk)
+        except OSError:
+            # The client went away (a crawler cancels a page over its size limit).
+            self.close_connection = True
+
+    def _reset(self) -> None:
+        """Close the connection with an RST and no answer: SO_LINGER on with a zero timeout."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+        except OSError:
+            pass
+        # The descriptor closes (RST) once the handler's files are closed right after this.
+        self.connection.close()
 
     def log_message(self, format: str, *args: object) -> None:
         # Silent: tests and benchmarks read ReplicaServer.requests instead of a log.
@@ -62,8 +110,9 @@ class ReplicaServer:
         self.site = site
         self.host = host
         self.port = port
-        self.requests: list[tuple[str, str, int]] = []
-        """``(host, path, status)`` of every request served; host without port."""
+        self.requests: list[ServedRequest] = []
+        """``(host, path, status)`` of every request served, in order; host without port, path
+        with its query, status 0 for a reset connection."""
         self.errors: list[BaseException] = []
         """Exceptions raised while rendering (each was answered with a 500)."""
         self._lock = threading.Lock()
@@ -111,7 +160,43 @@ class ReplicaServer:
     def record(self, host_header: str, path: str, status: int) -> None:
         host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
         with self._lock:
-            self.requests.append((host.lower(), path, status))
+            self.requests.append(ServedRequest(host.lower(), path, status))
+
+    # -- request accounting --------------------------------------------------------------------
+
+    def mark(self) -> int:
+        """A point in the request log: pass it to ``requests_since``/``count``/``statuses``."""
+        with self._lock:
+            return len(self.requests)
+
+    def requests_since(self, mark: int = 0) -> list[ServedRequest]:
+        """Requests served after ``mark`` (``mark()`` taken earlier), in order."""
+        with self._lock:
+            return list(self.requests[mark:])
+
+    def count(
+        self,
+        predicate: Callable[[ServedRequest], bool] | None = None,
+        *,
+        since: int = 0,
+        status: int | None = None,
+        path: str | None = None,
+    ) -> int:
+        """How many requests after ``since`` match every filter given: ``status``, ``path``
+        (exact, query included, or without query when ``path`` has none) and ``predicate``."""
+
+        def matches(request: ServedRequest) -> bool:
+            if status is not None and request.status != status:
+                return False
+            if path is not None and path not in (request.path, request.path.split("?", 1)[0]):
+                return False
+            return predicate is None or predicate(request)
+
+        return sum(1 for request in self.requests_since(since) if matches(request))
+
+    def statuses(self, since: int = 0) -> Counter[int]:
+        """Requests after ``since`` counted by status (304s, 0 for resets included)."""
+        return Counter(request.status for request in self.requests_since(since))
 
     @property
     def hosts(self) -> tuple[str, ...]:

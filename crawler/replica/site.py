@@ -15,7 +15,13 @@ Rules:
   ``near_repost_of``);
 * ``publish(n)`` puts n new articles on top of the listing. Articles keep their key, content and
   page bytes; only their index (0 = newest) moves. Internally every article has a fixed "slot":
-  its index before any publish, negative for published ones (index = slot + published count).
+  its index before any publish, negative for published ones (index = slot + published count);
+* every HTML page (home, listings, articles and their ``/tianjin`` mirrors) carries
+  ``Last-Modified`` and a strong ``ETag`` and answers conditional requests with 304. Time is a
+  logical clock: it starts at the midnight after the newest article and every ``edit()`` or
+  ``publish()`` moves it on (at least one minute), so the same history gives the same headers;
+* faults (``site.faults[path]``) are answered before any conditional: a counted fault (FLAKY,
+  RATE_LIMITED, RESET, TRUNCATED, SLOW with ``times``) spends one of its ``times`` per request.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime
+import email.utils
 import functools
 import gzip
+import hashlib
+import json
 import random
 import re
 import threading
@@ -48,7 +57,18 @@ from .generate import (
     near_edit,
 )
 from .markup import escape, malform, noisy_html, pager_numbers
-from .model import ExpectedArticle, Fault, FaultKind, ReplicaArticle, ReplicaResponse
+from .markup import attr
+from .model import (
+    COUNTED_KINDS,
+    DOWNLOAD_MAXSIZE,
+    DOWNLOAD_TIMEOUT,
+    RETRY_TIMES,
+    ExpectedArticle,
+    Fault,
+    FaultKind,
+    ReplicaArticle,
+    ReplicaResponse,
+)
 from .similarity import shingle_jaccard
 from .templates import TEMPLATE_CLASSES, Ctx, Link, Template
 from .words import Writer
@@ -79,6 +99,89 @@ NEAR_THRESHOLD = 0.8
 _ARTICLE_PATH = re.compile(r"^/(\d{4})-(\d{2})/(\d{2})/c_(\d+)(?:_(\d+))?\.htm$")
 _LISTING_PATH = re.compile(r"^/n_(\d+)(?:_(\d+))?\.htm$")
 _IMAGE_PATH = re.compile(r"^/(?:att/\d{8}/\d{19}\.jpeg|images/[\w.-]+\.(?:jpg|png))$")
+# Every article page is also served under this prefix (as regional.chinadaily.com.cn/tianjin/...
+# serves the real ones): the target of a meta refresh that a crawler should follow.
+MIRROR_PREFIX = "/tianjin"
+# Article times are shown in Beijing time; Last-Modified is in GMT.
+_BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+# The logical clock moves at least this much per edit or publish.
+_TICK = datetime.timedelta(minutes=1)
+# Filler of Fault.huge, inside an HTML comment: no "--", no ">".
+_PAD_CHUNK = b"padding " * 8192
+
+
+def _published_at(head: Head) -> datetime.datetime:
+    """When an article went online: its date and time (Beijing), in UTC."""
+    hours, minutes = head.time.split(":")
+    moment = datetime.time(int(hours), int(minutes), tzinfo=_BEIJING)
+    return datetime.datetime.combine(head.published_on, moment).astimezone(datetime.UTC)
+
+
+def _http_date(moment: datetime.datetime) -> str:
+    """``Wed, 20 Aug 2025 02:13:00 GMT``."""
+    return email.utils.format_datetime(moment.astimezone(datetime.UTC), usegmt=True)
+
+
+def _canonical_article_path(path: str) -> str | None:
+    """``path`` without MIRROR_PREFIX when it is an article page path (either form), else None."""
+    if path.startswith(MIRROR_PREFIX + "/"):
+        path = path[len(MIRROR_PREFIX) :]
+    return path if _ARTICLE_PATH.match(path) else None
+
+
+def _etag(response: ReplicaResponse) -> str:
+    """A strong validator: a hash of the served bytes and of the page's Last-Modified, so an
+    edit gives every page of the article a new one even where its bytes stay the same."""
+    digest = hashlib.sha256(response.headers["Last-Modified"].encode() + b"\n" + response.body)
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+def _not_modified(response: ReplicaResponse, headers: Mapping[str, str]) -> bool:
+    """RFC 9110 13.2.2 for GET/HEAD: If-None-Match (weak comparison, ``*``) decides when sent;
+    else If-Modified-Since (an unparsable date is ignored)."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip() for tag in if_none_match.split(",")]
+        mine = response.headers["ETag"]
+        return any(tag == "*" or tag.removeprefix("W/") == mine for tag in tags)
+    since = headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        moment = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    modified = email.utils.parsedate_to_datetime(response.headers["Last-Modified"])
+    return modified <= moment
+
+
+def _meta_refresh_page(target: str) -> str:
+    href = attr(target)
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\n'
+        f'<meta http-equiv="refresh" content="0; url={href}">\n<title>Exploring Tianjin</title>\n'
+        "</head>\n<body>\n"
+        f'<p>This page has moved. If your browser does not go on by itself, <a href="{href}">follow this link</a>.</p>\n'
+        "</body>\n</html>\n"
+    )
+
+
+def _drift_page(data: Mapping[str, Any]) -> str:
+    """A JavaScript shell: the content only as JSON in a script, nothing a crawler can read."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # Inside <script>: no "<" (no "</script>", no "<!--"), written as JSON escapes.
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>Exploring Tianjin</title>\n"
+        '<link rel="stylesheet" href="/static/css/app.3f9c2e.css">\n</head>\n<body>\n'
+        '<div id="app"></div>\n'
+        f"<script>window.__DATA__ = {payload};</script>\n"
+        '<script src="/static/js/app.3f9c2e.js" defer></script>\n</body>\n</html>\n'
+    )
 
 
 def _tiny_jpeg() -> bytes:
@@ -159,6 +262,10 @@ class _Edit:
     captions: tuple[tuple[int, str | None], ...] = ()
     """``(image position, display text or None for no caption)``."""
     revision: int = 0
+    at: datetime.datetime | None = None
+    """Logical time of the last edit (UTC): the article's pages are modified then."""
+    title_at: datetime.datetime | None = None
+    """Logical time of the last title edit: pages that show the title are modified then."""
 
 
 def _choose_reposts(layout: Layout, taken: set[int]) -> dict[str, int]:
@@ -328,8 +435,21 @@ class ReplicaSite:
             else ()
         )
 
+        # What expected() assumes of a correct crawler (crawler/settings.py); a test that crawls
+        # with other settings sets these to match.
+        self.retry_times = RETRY_TIMES
+        self.download_timeout = DOWNLOAD_TIMEOUT
+        self.max_size = DOWNLOAD_MAXSIZE
+
         # State that changes while serving (edits, published articles), guarded by one lock.
         self._state = threading.RLock()
+        # The logical clock of Last-Modified: the midnight (Beijing) after the newest article.
+        midnight = datetime.time(0, 0, tzinfo=_BEIJING)
+        self._epoch = datetime.datetime.combine(
+            newest + datetime.timedelta(days=1), midnight
+        ).astimezone(datetime.UTC)
+        self._now = self._epoch
+        self._published_at: datetime.datetime | None = None
         self._edits: dict[str, _Edit] = {}
         self._published = 0
         self._batch_starts: list[int] = []
@@ -532,11 +652,14 @@ class ReplicaSite:
                 if not 1 <= position <= len(base.images):
                     raise IndexError(f"article {base.key} has {len(base.images)} images")
                 captions[position] = shown if shown is not None and clean_text(shown) else None
+            at = self._tick()
             self._edits[base.key] = _Edit(
                 title=new_title,
                 paragraphs=tuple(sorted(paragraphs.items())),
                 captions=tuple(sorted(captions.items())),
                 revision=old.revision + 1,
+                at=at,
+                title_at=at if title is not None else old.title_at,
             )
 
     def edit_article(self, index_or_key: int | str) -> ExpectedArticle:
@@ -591,7 +714,15 @@ class ReplicaSite:
             self._batch_starts.append(first)
             self._batch_dates.append(newest + datetime.timedelta(days=1))
             self._published = first + n
+            # Every listing page changes (the items shift): they are modified after the newest.
+            self._published_at = self._tick(_published_at(self._head(-first - n)))
             return [self._head(-1 - j).key for j in range(first + n - 1, first - 1, -1)]
+
+    def _tick(self, after: datetime.datetime | None = None) -> datetime.datetime:
+        """Move the logical clock on, past ``after`` too; returns the new time."""
+        base = self._now if after is None else max(self._now, after)
+        self._now = base + _TICK
+        return self._now
 
     @property
     def published(self) -> int:
@@ -678,9 +809,42 @@ class ReplicaSite:
         return not any(path.startswith(p) for p in self.disallowed_paths)
 
     def fetchable(self, path: str) -> bool:
-        """True when a polite crawl with retries can get ``path``'s content."""
+        """True when a polite crawl with retries can get ``path``'s content.
+
+        A fault loses the page when ``fault.lost(retry_times, download_timeout, max_size)`` (the
+        site's attributes); a meta refresh keeps it when its target is the same article page
+        (``mirror_path``) and that one is fetchable.
+        """
+        return self._fetchable(path, 0)
+
+    def _fetchable(self, path: str, depth: int) -> bool:
+        if not self.allowed(path):
+            return False
         fault = self.faults.get(path)
-        return self.allowed(path) and not (fault is not None and fault.permanent)
+        if fault is None:
+            return True
+        if fault.kind is FaultKind.META_REFRESH:
+            target = urlsplit(fault.target).path
+            here = _canonical_article_path(path)
+            return (
+                depth < 4
+                and here is not None
+                and here == _canonical_article_path(target)
+                and self._fetchable(target, depth + 1)
+            )
+        return not fault.lost(self.retry_times, self.download_timeout, self.max_size)
+
+    @staticmethod
+    def mirror_path(path: str) -> str:
+        """The same article page under MIRROR_PREFIX (``/tianjin/2025-08/20/c_1117600.htm``).
+
+        Served for every article page, with the same text (relative links are written from the
+        mirror's folder and still lead to the canonical pages): the target of
+        ``Fault.meta_refresh(site.mirror_path(path))``.
+        """
+        if _canonical_article_path(path) != path:
+            raise ValueError(f"not an article page path: {path}")
+        return MIRROR_PREFIX + path
 
     # -- the truth ---------------------------------------------------------------------------
 
@@ -765,48 +929,175 @@ class ReplicaSite:
     def respond(
         self, host: str, path: str, headers: Mapping[str, str] | None = None
     ) -> ReplicaResponse:
-        """Render the response to ``GET path`` sent with ``Host: host`` (pure, except FLAKY counters)."""
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        with self._state:
-            response = self._respond(host or "127.0.0.1", urlsplit(path).path or "/")
-        return self._compress(response, lowered)
+        """Render the response to ``GET path`` sent with ``Host: host`` (pure, except the
+        counters of counted faults).
 
-    def _respond(self, host: str, path: str) -> ReplicaResponse:
-        fault = self.faults.get(path)
-        if fault is not None:
-            if fault.kind is FaultKind.NOT_FOUND:
-                return self._html(404, self._look().not_found(self._ctx(host, path)))
-            if fault.kind is FaultKind.BROKEN:
-                return self._error(fault.status or 503)
-            if fault.kind is FaultKind.FLAKY:
-                with self._lock:
-                    hits = self._hits.get(path, 0)
-                    if hits < fault.times:
-                        self._hits[path] = hits + 1
-                        return self._error(fault.status or 502)
-        gbk = fault is not None and fault.kind in (FaultKind.GBK, FaultKind.META_CHARSET_ONLY)
-        response = self._route(host, path, "gbk" if gbk else "utf-8")
-        if (
-            fault is None
-            or response.status != 200
-            or not response.headers["Content-Type"].startswith("text/html")
-        ):
+        HTML pages carry ``Last-Modified`` and ``ETag`` and answer ``If-None-Match`` /
+        ``If-Modified-Since`` with 304 when unchanged. ``delay``, ``reset``, ``truncated`` and
+        ``stream`` of the response tell the server how to misbehave.
+        """
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        parts = urlsplit(path)
+        with self._state:
+            response = self._respond(host or "127.0.0.1", parts.path or "/", parts.query)
+        if response.stream is not None or response.reset:
             return response
-        text = response.body.decode("utf-8")
-        if fault.kind is FaultKind.MALFORMED:
-            return self._html(200, malform(text))
-        if gbk:
-            declared = "text/html; charset=gbk" if fault.kind is FaultKind.GBK else "text/html"
-            # Characters GBK lacks (©, no-break space, combining accents) become character references.
-            return self._html(200, text, encoding="gbk", content_type=declared)
+        response = self._compress(response, lowered)
+        if response.status == 200 and "Last-Modified" in response.headers:
+            response.headers["ETag"] = _etag(response)
+            # A truncating server has already failed: no conditional saves the page.
+            if not response.truncated and _not_modified(response, lowered):
+                kept = {
+                    k: v
+                    for k, v in response.headers.items()
+                    if k in ("ETag", "Last-Modified", "Vary")
+                }
+                return ReplicaResponse(304, kept, b"", delay=response.delay)
         return response
+
+    def _fire(self, path: str, fault: Fault) -> bool:
+        """Whether a counted fault misbehaves on this request (spending one of its ``times``)."""
+        with self._lock:
+            hits = self._hits.get(path, 0)
+            if fault.times is not None and hits >= fault.times:
+                return False
+            self._hits[path] = hits + 1
+            return True
+
+    def _respond(self, host: str, path: str, query: str = "") -> ReplicaResponse:
+        fault = self.faults.get(path)
+        kind = fault.kind if fault is not None else None
+        if fault is not None:
+            if kind is FaultKind.NOT_FOUND:
+                return self._html(404, self._look().not_found(self._ctx(host, path)))
+            if kind is FaultKind.BROKEN:
+                return self._error(fault.status or 503)
+            if kind is FaultKind.REDIRECT_LOOP:
+                target = path if "loop=1" in query.split("&") else f"{path}?loop=1"
+                return ReplicaResponse(
+                    fault.status or 302,
+                    {"Location": f"http://{host}{target}", "Content-Type": "text/html; charset=utf-8"},
+                    b"",
+                )
+        fired = (
+            fault is not None
+            and (kind in COUNTED_KINDS or kind is FaultKind.SLOW)
+            and self._fire(path, fault)
+        )
+        if fired and fault is not None:
+            if kind is FaultKind.FLAKY:
+                return self._error(fault.status or 502)
+            if kind is FaultKind.RATE_LIMITED:
+                response = self._error(429)
+                response.headers["Retry-After"] = str(fault.retry_after)
+                return response
+            if kind is FaultKind.RESET:
+                return ReplicaResponse(0, reset=True)
+        gbk = kind in (FaultKind.GBK, FaultKind.META_CHARSET_ONLY)
+        response = self._route(
+            host, path, "gbk" if gbk else "utf-8", self_link=kind is FaultKind.SELF_PAGER
+        )
+        if fault is None:
+            return response
+        if fired:
+            if kind is FaultKind.TRUNCATED:
+                response.truncated = True
+            elif kind is FaultKind.SLOW:
+                response.delay = fault.delay
+            return response
+        modified = response.headers.get("Last-Modified")
+        html = response.status == 200 and response.headers["Content-Type"].startswith("text/html")
+        if kind is FaultKind.EMPTY:
+            out = ReplicaResponse(200, {"Content-Type": "text/html; charset=utf-8"}, b"")
+        elif kind is FaultKind.SOFT_404:
+            ctx = self._ctx(host, path, most_read=self._newest_links(host, path))
+            out = self._html(200, self._look().soft_not_found(ctx))
+        elif kind is FaultKind.META_REFRESH:
+            out = self._html(200, _meta_refresh_page(fault.target))
+        elif not html:
+            return response
+        elif kind is FaultKind.DRIFT:
+            out = self._html(200, _drift_page(self._drift_data(path, response)))
+        elif kind is FaultKind.HUGE:
+            return self._huge(response, fault.size)
+        elif kind is FaultKind.MALFORMED:
+            out = self._html(200, malform(response.body.decode("utf-8")))
+        elif gbk:
+            declared = "text/html; charset=gbk" if kind is FaultKind.GBK else "text/html"
+            # Characters GBK lacks (©, no-break space, combining accents) become character references.
+            text = response.body.decode("utf-8")
+            out = self._html(200, text, encoding="gbk", content_type=declared)
+        else:
+            return response
+        if modified is not None:
+            out.headers["Last-Modified"] = modified
+        return out
+
+    def _drift_data(self, path: str, response: ReplicaResponse) -> dict[str, Any]:
+        """What the JavaScript shell of Fault.DRIFT carries: the article page's content, or the
+        page's HTML for other pages."""
+        canonical = _canonical_article_path(path)
+        m = _ARTICLE_PATH.match(canonical) if canonical is not None else None
+        slot = self._slot_of_key(m[4]) if m else None
+        if m is None or slot is None:
+            return {"type": "page", "path": path, "html": response.body.decode("utf-8")}
+        page = int(m[5]) if m[5] else 1
+        article = self._draft_of(slot).article
+        return {
+            "type": "article",
+            "id": article.key,
+            "title": article.title,
+            "source": article.source,
+            "published": article.published_on.isoformat(),
+            "page": page,
+            "pages": article.page_count,
+            "paragraphs": list(article.pages[page - 1]),
+            "images": [
+                {"src": im.src_path, "alt": im.alt, "caption": im.caption}
+                for im in article.images
+                if im.page == page
+            ],
+        }
+
+    @staticmethod
+    def _huge(response: ReplicaResponse, size: int) -> ReplicaResponse:
+        """The page with a comment before ``</body>`` that pads it to ``size`` bytes, streamed in
+        64 KiB chunks (never built whole); no validators, never compressed."""
+        page = response.body
+        at = page.rfind(b"</body>")
+        at = len(page) if at < 0 else at
+        head, tail = page[:at], page[at:]
+        opening, closing = b"<!-- ", b" -->\n"
+        pad = max(0, size - len(page) - len(opening) - len(closing))
+
+        def chunks() -> Iterator[bytes]:
+            yield opening
+            full, rest = divmod(pad, len(_PAD_CHUNK))
+            for _ in range(full):
+                yield _PAD_CHUNK
+            if rest:
+                yield _PAD_CHUNK[:rest]
+            yield closing + tail
+
+        return ReplicaResponse(
+            200,
+            {"Content-Type": response.headers["Content-Type"]},
+            head,
+            stream=chunks,
+            stream_length=len(opening) + pad + len(closing) + len(tail),
+        )
 
     def _look(self) -> Template:
         """The template whose look the home and listing pages take: the first one."""
         return TEMPLATE_CLASSES[self.templates[0]]
 
     def _ctx(
-        self, host: str, path: str, charset: str = "utf-8", most_read: Iterable[Link] = ()
+        self,
+        host: str,
+        path: str,
+        charset: str = "utf-8",
+        most_read: Iterable[Link] = (),
+        self_link: bool = False,
     ) -> Ctx:
         return Ctx(
             host=host,
@@ -815,35 +1106,75 @@ class ReplicaSite:
             section_path=self.section_path,
             sections=self.sections,
             most_read=tuple(most_read),
+            self_link=self_link,
         )
 
-    def _route(self, host: str, path: str, charset: str) -> ReplicaResponse:
+    def _newest_links(self, host: str, path: str) -> list[Link]:
+        """The "most read" box of listing pages: the six newest articles."""
+        return [self._link(host, i - self._published, path, 0) for i in range(min(6, len(self)))]
+
+    # -- Last-Modified -----------------------------------------------------------------------
+
+    def _article_modified(self, slot: int) -> datetime.datetime:
+        """An article page's Last-Modified: its publication, its last edit (every page of it),
+        or a title edit of an article its "most read" box shows, whichever came last."""
+        head = self._head(slot)
+        stamps = [_published_at(head)]
+        edit = self._edits.get(head.key)
+        if edit is not None and edit.at is not None:
+            stamps.append(edit.at)
+        for k in range(1, 7):
+            other = self._edits.get(self._head(self._wrap(slot + k)).key)
+            if other is not None and other.title_at is not None:
+                stamps.append(other.title_at)
+        return max(stamps)
+
+    def _listing_modified(self, indices: Iterable[int]) -> datetime.datetime:
+        """Last-Modified of a page listing the articles ``indices``: the last publish (which
+        shifts every listing page) or the publication or title edit of an article it shows."""
+        stamps = [self._published_at] if self._published_at is not None else []
+        for index in indices:
+            head = self._head(index - self._published)
+            stamps.append(_published_at(head))
+            edit = self._edits.get(head.key)
+            if edit is not None and edit.title_at is not None:
+                stamps.append(edit.title_at)
+        return max(stamps, default=self._epoch)
+
+    @staticmethod
+    def _dated(response: ReplicaResponse, moment: datetime.datetime) -> ReplicaResponse:
+        response.headers["Last-Modified"] = _http_date(moment)
+        return response
+
+    def _route(
+        self, host: str, path: str, charset: str, self_link: bool = False
+    ) -> ReplicaResponse:
         if path in ("/", "/index.htm", "/index.html"):
-            featured = [
-                self._link(host, i - self._published, "/", 2 * (i % 2))
-                for i in range(min(5, len(self)))
-            ]
-            return self._html(200, self._look().home(self._ctx(host, path, charset), featured))
+            shown = range(min(5, len(self)))
+            featured = [self._link(host, i - self._published, "/", 2 * (i % 2)) for i in shown]
+            html = self._look().home(self._ctx(host, path, charset), featured)
+            return self._dated(self._html(200, html), self._listing_modified(shown))
         if path == "/robots.txt":
             return ReplicaResponse(
                 200, {"Content-Type": "text/plain; charset=utf-8"}, self.robots_txt().encode()
             )
         if _IMAGE_PATH.match(path):
             return ReplicaResponse(200, {"Content-Type": "image/jpeg"}, _JPEG)
-        m = _ARTICLE_PATH.match(path)
+        canonical = _canonical_article_path(path)
+        m = _ARTICLE_PATH.match(canonical) if canonical is not None else None
         if m:
             slot = self._slot_of_key(m[4])
             if slot is not None:
                 head = self._head(slot)
                 page = int(m[5]) if m[5] else 1
-                if 1 <= page <= head.page_count and head.path(page) == path:
+                if 1 <= page <= head.page_count and head.path(page) == canonical:
                     most_read = [
                         self._link(host, self._wrap(slot + k), path, k % 2 * 2) for k in range(1, 7)
                     ]
-                    most_read = [link for link in most_read if link.href != path]
-                    ctx = self._ctx(host, path, charset, most_read)
+                    most_read = [link for link in most_read if link.href != canonical]
+                    ctx = self._ctx(host, path, charset, most_read, self_link)
                     html = TEMPLATE_CLASSES[head.template].article(ctx, self._draft_of(slot), page)
-                    return self._html(200, html)
+                    return self._dated(self._html(200, html), self._article_modified(slot))
         m = _LISTING_PATH.match(path)
         if m:
             page = int(m[2]) if m[2] else 1
@@ -861,12 +1192,13 @@ class ReplicaSite:
             if path in self._other_sections:
                 ctx = self._ctx(host, path, charset)
                 html = self._look().listing(ctx, self._other_sections[path], 1, 1, [])
-                return self._html(200, html)
+                return self._dated(self._html(200, html), self._epoch)
         return self._html(404, self._look().not_found(self._ctx(host, path, charset)))
 
     def _listing(self, host: str, path: str, page: int, charset: str) -> ReplicaResponse:
         items = []
-        for j, index in enumerate(self.listing_entries(page)):
+        entries = self.listing_entries(page)
+        for j, index in enumerate(entries):
             position = (page - 1) * self.per_page + j
             slot = index - self._published
             if slot == self._alias_slot:
@@ -884,12 +1216,10 @@ class ReplicaSite:
             else:
                 # Hrefs of every form a browser resolves: root-relative, relative, absolute, scheme-relative.
                 items.append(self._link(host, slot, path, (position * 7 + self.seed) % 10))
-        most_read = [
-            self._link(host, i - self._published, path, 0) for i in range(min(6, len(self)))
-        ]
-        ctx = self._ctx(host, path, charset, most_read)
+        ctx = self._ctx(host, path, charset, self._newest_links(host, path))
         html = self._look().listing(ctx, "Tianjin Updates", page, self.listing_pages, items)
-        return self._html(200, html)
+        shown = [*entries, *range(min(6, len(self)))]
+        return self._dated(self._html(200, html), self._listing_modified(shown))
 
     def _title_html(self, head: Head) -> str:
         if len(head.title) > 72:
@@ -913,6 +1243,7 @@ class ReplicaSite:
     @staticmethod
     def _error(status: int) -> ReplicaResponse:
         reason = {
+            429: "Too Many Requests",
             500: "Internal Server Error",
             502: "Bad Gateway",
             503: "Service Unavailable",

@@ -18,6 +18,7 @@ COLUMN = "Tianjin Updates"
 ICP = "京ICP备13028878号-35"
 BORDER = ' border="0"'
 LAZY = ' loading="lazy"'
+SOFT_404_TEXT = "Sorry, the page you requested was not found."
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Ctx:
     sections: tuple[tuple[str, str], ...]
     """Navigation entries: (label HTML, path)."""
     most_read: tuple[Link, ...] = ()
+    self_link: bool = False
+    """Whether an article pager links the current page to itself too (Fault.SELF_PAGER)."""
 
     def absolute(self, path: str) -> str:
         return f"http://{self.host}{path}"
@@ -109,6 +112,11 @@ class Template:
             "<title>404 Not Found</title></head><body><h1>Not Found</h1>"
             "<p>The requested page could not be found.</p></body></html>\n"
         )
+
+    def soft_not_found(self, ctx: Ctx) -> str:
+        """A 200 page in the site's chrome (menu, sidebar, footer) that only says the page was
+        not found: no article, no date line (Fault.SOFT_404)."""
+        return self.listing(ctx, SOFT_404_TEXT, 1, 1, [])
 
     # Listing URLs keep the CMS shape whatever the look: n_<node>.htm, n_<node>_<k>.htm.
     @staticmethod
@@ -179,7 +187,7 @@ class CmsTemplate(Template):
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append("<span>...</span> ")
-                elif n == page:
+                elif n == page and not ctx.self_link:
                     out.append(f'<span class="cur">{n}</span> ')
                 else:
                     out.append(f'<a href="{_page_href(ctx, head, n, "relative")}">{n}</a> ')
@@ -322,7 +330,7 @@ class ChinadailyTemplate(Template):
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append("<span>...</span>&nbsp;")
-                elif n == page:
+                elif n == page and not ctx.self_link:
                     out.append(f"<span>{n}</span>&nbsp;")
                 else:
                     out.append(f'<a href="{_page_href(ctx, head, n, "absolute")}">{n}</a>&nbsp;')
@@ -442,7 +450,7 @@ class PlainTemplate(Template):
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     items.append("...")
-                elif n == page:
+                elif n == page and not ctx.self_link:
                     items.append(str(n))
                 else:
                     items.append(f'<a href="{_page_href(ctx, head, n, "relative")}">{n}</a>')
@@ -564,7 +572,7 @@ class Html5Template(Template):
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     out.append('<li class="gap">...</li>\n')
-                elif n == page:
+                elif n == page and not ctx.self_link:
                     out.append(f'<li aria-current="page">{n}</li>\n')
                 else:
                     out.append(f'<li><a href="{_page_href(ctx, head, n, "root")}">{n}</a></li>\n')
@@ -692,7 +700,7 @@ class TableTemplate(Template):
             for n in pager_numbers(page, head.page_count):
                 if n is None:
                     cells.append("...")
-                elif n == page:
+                elif n == page and not ctx.self_link:
                     cells.append(f'<font color="red">{n}</font>')
                 else:
                     cells.append(f'<a href="{_page_href(ctx, head, n, "relative")}">{n}</a>')
