@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -184,6 +186,10 @@ class CrawlRun(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     """The crawl's counters (Scrapy stats, JSON-safe), filled in when the run finishes."""
+    host: Mapped[str | None] = mapped_column(String(255))
+    """Host name of the machine whose process ran the crawl."""
+    pid: Mapped[int | None] = mapped_column(Integer)
+    """Process id of the crawl on that host."""
 
 
 class ArticleVersion(Base):
@@ -263,3 +269,31 @@ class SimilarityIndex(Base):
     threshold: Mapped[float] = mapped_column(Double)
     """The near-duplicate threshold the marks were computed with."""
     built_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CrawlLockRecord(Base):
+    """Who holds the crawl lock (``storage.locks``): on SQLite the lease itself, on PostgreSQL
+    a note beside the advisory lock."""
+
+    __tablename__ = "crawl_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The lock's name (``crawl``)."""
+    holder: Mapped[str] = mapped_column(String(32))
+    """A random id per acquisition."""
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """End of the SQLite lease unless renewed; NULL on PostgreSQL."""
+
+
+class SchedulerJob(Base):
+    """APScheduler 3's job table (``SQLAlchemyJobStore``), here so that migrations create it."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    # Exactly APScheduler's own definition of the table.
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)

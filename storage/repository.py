@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -170,6 +172,10 @@ class RunRecord:
     status: str
     trigger: str
     stats: dict[str, Any]
+    host: str | None = None
+    """Host name of the machine that ran the crawl (NULL before schema 0003)."""
+    pid: int | None = None
+    """Process id of the crawl on that host."""
 
 
 @dataclass
@@ -1140,8 +1146,16 @@ class Repository:
 
     # --- crawl runs -------------------------------------------------------------------------
 
-    def start_run(self, trigger: str, started_at: datetime) -> int:
-        """Record a crawl that starts now (status ``running``); return its id."""
+    def start_run(
+        self,
+        trigger: str,
+        started_at: datetime,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> int:
+        """Record a crawl that starts now (status ``running``) in process ``pid`` on ``host``
+        (default: this process); return its id."""
         if trigger not in RUN_TRIGGERS:
             raise ValueError(
                 f"unknown trigger {trigger!r}: expected one of {', '.join(RUN_TRIGGERS)}"
@@ -1151,7 +1165,14 @@ class Repository:
             return int(
                 connection.execute(
                     crawl_runs.insert()
-                    .values(started_at=started_at, status="running", trigger=trigger, stats={})
+                    .values(
+                        started_at=started_at,
+                        status="running",
+                        trigger=trigger,
+                        stats={},
+                        host=host if host is not None else socket.gethostname(),
+                        pid=pid if pid is not None else os.getpid(),
+                    )
                     .returning(crawl_runs.c.id)
                 ).scalar_one()
             )
@@ -1178,14 +1199,66 @@ class Repository:
             rows = connection.execute(
                 select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)
             ).all()
-        return [
-            RunRecord(
-                id=row.id,
-                started_at=row.started_at,
-                finished_at=row.finished_at,
-                status=row.status,
-                trigger=row.trigger,
-                stats=dict(row.stats or {}),
-            )
-            for row in rows
-        ]
+        return [_run_record(row) for row in rows]
+
+    def find_run(self, *, host: str, pid: int, started_after: datetime) -> RunRecord | None:
+        """The latest run that process ``pid`` on ``host`` started at or after ``started_after``."""
+        _require_aware(started_after, "started_after")
+        with self._transaction("reading crawl runs", write=False) as connection:
+            row = connection.execute(
+                select(crawl_runs)
+                .where(
+                    crawl_runs.c.host == host,
+                    crawl_runs.c.pid == pid,
+                    crawl_runs.c.started_at >= started_after,
+                )
+                .order_by(crawl_runs.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+        return None if row is None else _run_record(row)
+
+    def end_orphaned_run(self, run_id: int, reason: str, finished_at: datetime) -> bool:
+        """Record run ``run_id``, still ``running`` though its process is gone, as failed with
+        ``reason`` as its finish reason; False when it was not running."""
+        return bool(self._end_running_runs(finished_at, reason, crawl_runs.c.id == run_id))
+
+    def end_abandoned_runs(self, finished_at: datetime, reason: str = "abandoned") -> list[int]:
+        """Record every run still ``running`` as failed with ``reason``; the ids, oldest first.
+
+        Only the holder of the crawl lock may call this (before its own run starts): every
+        other crawl's process is then gone, whatever its rows say.
+        """
+        return self._end_running_runs(finished_at, reason)
+
+    def _end_running_runs(self, finished_at: datetime, reason: str, *where: Any) -> list[int]:
+        _require_aware(finished_at, "finished_at")
+        with self._transaction("recording abandoned crawl runs", write=True) as connection:
+            rows = connection.execute(
+                select(crawl_runs.c.id, crawl_runs.c.stats)
+                .where(crawl_runs.c.status == "running", *where)
+                .order_by(crawl_runs.c.id)
+            ).all()
+            for row in rows:
+                connection.execute(
+                    update(crawl_runs)
+                    .where(crawl_runs.c.id == row.id, crawl_runs.c.status == "running")
+                    .values(
+                        status="failed",
+                        finished_at=finished_at,
+                        stats={**dict(row.stats or {}), "finish_reason": reason},
+                    )
+                )
+        return [row.id for row in rows]
+
+
+def _run_record(row: Any) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        trigger=row.trigger,
+        stats=dict(row.stats or {}),
+        host=row.host,
+        pid=row.pid,
+    )

@@ -35,4 +35,5 @@ def test_migrations_ship_with_the_storage_package() -> None:
     assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("0*.py")) == [
         "0001_initial.py",
         "0002_versions_dedupe_changes.py",
+        "0003_scheduling.py",
     ]

@@ -35,9 +35,11 @@ TABLES = {
     "change_counter",
     "similarity_index",
     "crawl_runs",
+    "crawl_lock",
+    "apscheduler_jobs",
     "alembic_version",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def assert_one_line(error: BaseException) -> str:
