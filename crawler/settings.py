@@ -67,6 +67,10 @@ TIANJIN_TRIGGER = "manual"
 #: Articles written per database transaction, and the longest a smaller batch waits (seconds).
 TIANJIN_BATCH_SIZE = 50
 TIANJIN_FLUSH_SECONDS = 5.0
+#: A batch write that fails for a reason that may heal (server down, connection lost, SQLite
+#: locked) is tried again this many times, waiting this many seconds, doubled each time.
+TIANJIN_DB_RETRIES = 5
+TIANJIN_DB_RETRY_BACKOFF = 1.0
 #: Estimated Jaccard similarity (3-word shingles) from which a re-post counts as a near-duplicate.
 TIANJIN_NEAR_DUPLICATE_THRESHOLD = 0.8
 #: MinHash permutations per signature: more is more exact and slower (changing it re-indexes).

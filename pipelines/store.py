@@ -8,7 +8,10 @@ Rules:
   so does the MinHash signing of a batch (pure CPU, done before the write transaction);
 * each article version is recorded with the run that wrote it (``store/run_id``); the run's
   stats get a structured ``summary`` (``pipelines.runstats.run_summary``) when it finishes;
-* a failed save is logged with the keys it lost, counted (``store/errors``,
+* a save that fails for a reason that may heal (server unreachable, connection lost, SQLite
+  locked) is tried again ``TIANJIN_DB_RETRIES`` times, waiting ``TIANJIN_DB_RETRY_BACKOFF``
+  seconds doubled each time (at most 30 s a wait);
+* a save that still fails is logged with the keys it lost, counted (``store/errors``,
   ``store/articles_failed``, the message in ``store/error``) and closes the crawl with reason
   ``db_error``; the run is then recorded as failed. Nothing is dropped silently.
 """
@@ -30,7 +33,7 @@ from scrapy.utils.asyncio import is_asyncio_available
 
 from crawler.items import ArticleSeen
 from pipelines.runstats import run_summary
-from storage.db import StorageError, default_database_url, make_engine, upgrade
+from storage.db import StorageError, default_database_url, is_transient, make_engine, upgrade
 from storage.models import RUN_TRIGGERS
 from storage.repository import ArticleRecord, ImageRecord, Repository, SaveResult
 from storage.similarity import DEFAULT_PERMUTATIONS, DEFAULT_THRESHOLD
@@ -148,6 +151,8 @@ class StorePipeline:
         trigger: str = "manual",
         near_duplicate_threshold: float = DEFAULT_THRESHOLD,
         minhash_permutations: int = DEFAULT_PERMUTATIONS,
+        db_retries: int = 5,
+        db_retry_backoff: float = 1.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"TIANJIN_BATCH_SIZE must be at least 1, got {batch_size}")
@@ -186,6 +191,8 @@ class StorePipeline:
         self._close_task: asyncio.Future[Any] | None = None
         self._closing = False
         self._errors = 0
+        self.db_retries = db_retries
+        self.db_retry_backoff = db_retry_backoff
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -203,6 +210,8 @@ class StorePipeline:
             minhash_permutations=settings.getint(
                 "TIANJIN_MINHASH_PERMUTATIONS", DEFAULT_PERMUTATIONS
             ),
+            db_retries=settings.getint("TIANJIN_DB_RETRIES", 5),
+            db_retry_backoff=settings.getfloat("TIANJIN_DB_RETRY_BACKOFF", 1.0),
         )
         pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
@@ -334,11 +343,21 @@ class StorePipeline:
             if not self._batch:
                 return
             batch, self._batch, self._batch_started = self._batch, [], None
-            try:
-                result = await asyncio.to_thread(self._save, self._repository, batch)
-            except StorageError as exc:
-                self._fail(exc, batch)
-                return
+            attempt = 0
+            while True:
+                try:
+                    result = await asyncio.to_thread(self._save, self._repository, batch)
+                    break
+                except StorageError as exc:
+                    # The batch's transaction was rolled back whole: trying it again is safe.
+                    if attempt >= self.db_retries or not is_transient(exc):
+                        self._fail(exc, batch)
+                        return
+                    attempt += 1
+                    delay = min(self.db_retry_backoff * 2 ** (attempt - 1), 30.0)
+                    self.stats.inc_value("store/retries")
+                    logger.warning("%s; trying again in %.1f s (%d/%d)", exc, delay, attempt, self.db_retries)
+                    await asyncio.sleep(delay)
         self.stats.inc_value("store/batches")
         self.stats.inc_value("store/articles_new", len(result.new))
         self.stats.inc_value("store/articles_updated", len(result.updated))

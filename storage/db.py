@@ -51,6 +51,17 @@ class StorageError(Exception):
     """A database failure, described in one line fit for a user (``str(error)``)."""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure that may heal by waiting: the server unreachable or restarting, a
+    connection lost, SQLite's "database is locked"; False for bad data or a broken schema."""
+    from sqlalchemy import exc as sa_exc
+
+    cause = exc.__cause__ if isinstance(exc, StorageError) else exc
+    if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
+        return True
+    return isinstance(cause, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError))
+
+
 def default_database_url() -> str:
     """The database named by ``$TIANJIN_UPDATES_DB``, else a SQLite file in the working directory."""
     return os.environ.get(DATABASE_ENV, "").strip() or DEFAULT_DATABASE_URL

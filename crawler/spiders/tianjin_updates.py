@@ -43,12 +43,13 @@ from crawler.urls import (
     article_page_url,
     hostname,
     is_site_url,
+    listing_page_url,
     parse_article_url,
     parse_hosts,
-    listing_page_url,
     parse_listing_url,
     rehost,
 )
+from storage.db import StorageError
 
 SECTION_NAME = "Tianjin Updates"
 # Text of the CMS's "page not found" page served with status 200.
@@ -139,7 +140,11 @@ class TianjinUpdatesSpider(scrapy.Spider):
         )
         crawler.signals.connect(spider._record_progress, signal=signals.spider_closed)
         if settings.getbool("TIANJIN_INCREMENTAL", True) and not spider._full_arg:
-            spider.stored = StoredArticles(settings.get("TIANJIN_UPDATES_DB"))
+            spider.stored = StoredArticles(
+                settings.get("TIANJIN_UPDATES_DB"),
+                retries=settings.getint("TIANJIN_DB_RETRIES", 5),
+                backoff=settings.getfloat("TIANJIN_DB_RETRY_BACKOFF", 1.0),
+            )
             spider.stop_after_known = max(1, settings.getint("TIANJIN_STOP_AFTER_KNOWN_PAGES", 1))
             spider.revisit_days = max(0, settings.getint("TIANJIN_REVISIT_DAYS", 2))
             crawler.signals.connect(spider._close_stored, signal=signals.spider_closed)
@@ -152,6 +157,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
         values = stats.get_stats()
         cut_short = (
             bool(self.max_pages)
+            or bool(values.get("spider_exceptions/count"))
             or bool(values.get("spider/start_failed"))
             or any(k.startswith("spider/errors/listing_") for k in values)
         )
@@ -232,7 +238,13 @@ class TianjinUpdatesSpider(scrapy.Spider):
                     yield request
         else:
             keys = [ref.article_key for ref in map(parse_article_url, articles) if ref]
-            known = await self.stored.lookup(keys)
+            try:
+                known = await self.stored.lookup(keys)
+            except StorageError as exc:
+                # Without knowing what is stored the crawl cannot go on correctly: end it failed.
+                stats.set_value("store/error", str(exc))
+                stats.inc_value("spider/errors/database")
+                raise CloseSpider("db_error") from exc
             for url in articles:
                 ref = parse_article_url(url)
                 assert ref is not None
