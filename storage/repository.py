@@ -178,6 +178,17 @@ class RunRecord:
     """Process id of the crawl on that host."""
 
 
+@dataclass(frozen=True)
+class KnownArticle:
+    """What an incremental crawl needs to know of a stored article."""
+
+    complete: bool
+    published_on: date
+    page_count: int
+    etag: str | None = None
+    last_modified: str | None = None
+
+
 @dataclass
 class SaveResult:
     """What ``save_articles`` did, by article key.
@@ -1192,6 +1203,58 @@ class Repository:
                 .where(crawl_runs.c.id == run_id)
                 .values(status=status, stats=dict(stats), finished_at=finished_at)
             )
+
+    def known_articles(self, keys: Sequence[str]) -> dict[str, KnownArticle]:
+        """The stored facts of those of ``keys`` the database holds (one query per 500 keys)."""
+        found: dict[str, KnownArticle] = {}
+        with self._transaction("looking up stored articles", write=False) as connection:
+            for chunk in _chunks(sorted(set(keys)), _KEYS_PER_SELECT):
+                rows = connection.execute(
+                    select(
+                        articles.c.article_key,
+                        articles.c.complete,
+                        articles.c.published_on,
+                        articles.c.page_count,
+                    ).where(articles.c.article_key.in_(chunk))
+                )
+                for row in rows:
+                    found[row.article_key] = KnownArticle(
+                        complete=bool(row.complete),
+                        published_on=row.published_on,
+                        page_count=row.page_count,
+                    )
+        return found
+
+    def mark_seen(self, keys: Sequence[str], seen_at: datetime) -> int:
+        """Move ``last_seen_at`` of the stored articles ``keys`` forward (a server said they are
+        unchanged); nothing else, no new ``change_seq``. Returns how many rows exist."""
+        _require_aware(seen_at, "seen_at")
+        with self._transaction("recording unchanged articles", write=True) as connection:
+            ids = [
+                row.id
+                for chunk in _chunks(sorted(set(keys)), _KEYS_PER_SELECT)
+                for row in connection.execute(select(articles.c.id).where(articles.c.article_key.in_(chunk)))
+            ]
+            self._touch(connection, ids, seen_at)
+        return len(ids)
+
+    def newest_published_on(self) -> date | None:
+        """The publication date of the newest stored article, or None for an empty database."""
+        with self._transaction("reading the newest article date", write=False) as connection:
+            return connection.execute(select(func.max(articles.c.published_on))).scalar()
+
+    def caught_up(self, current_run_id: int | None = None) -> bool:
+        """True unless the crawl run before ``current_run_id`` failed, was cut short or left
+        the listing unread (its stats lack ``incremental/caught_up``): then the next crawl must
+        read the whole listing again. True for a database without runs."""
+        with self._transaction("reading crawl runs", write=False) as connection:
+            query = select(crawl_runs.c.status, crawl_runs.c.stats).order_by(crawl_runs.c.id.desc())
+            if current_run_id is not None:
+                query = query.where(crawl_runs.c.id < current_run_id)
+            row = connection.execute(query.limit(1)).first()
+        if row is None:
+            return True
+        return row.status == "succeeded" and bool((row.stats or {}).get("incremental/caught_up"))
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         """The ``limit`` latest crawl runs, newest first."""
