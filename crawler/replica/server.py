@@ -86,9 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the connection with an RST and no answer: SO_LINGER on with a zero timeout."""
         self.close_connection = True
         try:
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
         # The descriptor closes (RST) once the handler's files are closed right after this.

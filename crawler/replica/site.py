@@ -56,8 +56,7 @@ from .generate import (
     assemble,
     near_edit,
 )
-from .markup import escape, malform, noisy_html, pager_numbers
-from .markup import attr
+from .markup import attr, escape, malform, noisy_html, pager_numbers
 from .model import (
     COUNTED_KINDS,
     DOWNLOAD_MAXSIZE,
@@ -976,7 +975,10 @@ class ReplicaSite:
                 target = path if "loop=1" in query.split("&") else f"{path}?loop=1"
                 return ReplicaResponse(
                     fault.status or 302,
-                    {"Location": f"http://{host}{target}", "Content-Type": "text/html; charset=utf-8"},
+                    {
+                        "Location": f"http://{host}{target}",
+                        "Content-Type": "text/html; charset=utf-8",
+                    },
                     b"",
                 )
         fired = (
