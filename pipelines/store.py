@@ -106,6 +106,8 @@ def article_record(item: Any) -> ArticleRecord:
         page_count=int(adapter.get("page_count") or 1),
         complete=bool(adapter.get("complete", True)),
         images=[image_record(image) for image in adapter.get("images") or []],
+        etag=adapter.get("etag") or None,
+        last_modified=adapter.get("last_modified") or None,
     )
 
 

@@ -140,6 +140,10 @@ class Article(Base):
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
     """MinHash signature of title and body (little-endian uint32 values; see
     ``storage.similarity``); NULL only for rows migrated from 0001 until they are indexed."""
+    etag: Mapped[str | None] = mapped_column(Text)
+    """The ``ETag`` the server sent with the first page when last fetched (not content)."""
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    """The ``Last-Modified`` the server sent with the first page when last fetched (not content)."""
 
     images: Mapped[list[ArticleImage]] = relationship(
         back_populates="article",

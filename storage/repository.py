@@ -119,6 +119,9 @@ class ArticleRecord:
     page_count: int = 1
     complete: bool = True
     images: list[ImageRecord] = field(default_factory=list)
+    etag: str | None = None
+    """HTTP validators of the first page (not content: no version when only they change)."""
+    last_modified: str | None = None
     signature: bytes | None = field(default=None, repr=False, compare=False)
     """MinHash signature of title and body (``Repository.sign``); computed by ``save_articles``
     when None. Not read back."""
@@ -503,6 +506,7 @@ class Repository:
                     changed.append(key)
             if unchanged:
                 self._touch(connection, [existing[k].id for k in unchanged], seen_at)
+                self._set_validators(connection, [(existing[k].id, by_key[k]) for k in unchanged])
             if changed:
                 self._rewrite(
                     connection,
@@ -642,7 +646,25 @@ class Repository:
             "page_count": record.page_count,
             "complete": record.complete,
             "content_hash": hash_,
+            "etag": record.etag,
+            "last_modified": record.last_modified,
         }
+
+    @staticmethod
+    def _set_validators(connection: Connection, rows: Sequence[tuple[int, ArticleRecord]]) -> None:
+        """Keep the newest HTTP validators of unchanged articles (one executemany)."""
+        params = [
+            {"row_id": row_id, "new_etag": r.etag, "new_last_modified": r.last_modified}
+            for row_id, r in rows
+            if r.etag or r.last_modified
+        ]
+        if params:
+            connection.execute(
+                update(articles)
+                .where(articles.c.id == bindparam("row_id"))
+                .values(etag=bindparam("new_etag"), last_modified=bindparam("new_last_modified")),
+                params,
+            )
 
     @staticmethod
     def _touch(connection: Connection, ids: Sequence[int], seen_at: datetime) -> None:
@@ -1215,6 +1237,8 @@ class Repository:
                         articles.c.complete,
                         articles.c.published_on,
                         articles.c.page_count,
+                        articles.c.etag,
+                        articles.c.last_modified,
                     ).where(articles.c.article_key.in_(chunk))
                 )
                 for row in rows:
@@ -1222,6 +1246,8 @@ class Repository:
                         complete=bool(row.complete),
                         published_on=row.published_on,
                         page_count=row.page_count,
+                        etag=row.etag,
+                        last_modified=row.last_modified,
                     )
         return found
 

@@ -36,4 +36,5 @@ def test_migrations_ship_with_the_storage_package() -> None:
         "0001_initial.py",
         "0002_versions_dedupe_changes.py",
         "0003_scheduling.py",
+        "0004_http_validators.py",
     ]

@@ -39,7 +39,7 @@ TABLES = {
     "apscheduler_jobs",
     "alembic_version",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 def assert_one_line(error: BaseException) -> str:

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import Engine
 
 from storage.db import alembic_config, make_engine
-from storage.repository import ArticleRecord, Repository
+from storage.repository import Repository
 
 STARTED = datetime(2024, 5, 4, 10, 0, tzinfo=UTC)
 
@@ -51,13 +51,25 @@ def fill_0002(engine: Engine) -> None:
 def test_upgrade_keeps_runs_and_their_article_versions(engine: Engine) -> None:
     migrate(engine, "0002")
     fill_0002(engine)
-    # An article version written by run 1, as a crawl would.
-    repo = Repository(engine)
-    record = ArticleRecord(
-        article_key="1", url="http://x/c_1.htm", title="T", source=None,
-        published_on=date(2024, 5, 1), body="Body.",
-    )  # fmt: skip
-    repo.save_articles([record], STARTED, run_id=1)
+    # An article and its version written by run 1, as 0002's code wrote them (plain SQL: the
+    # repository of today writes columns that later revisions add).
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO articles (article_key, url, title, published_on, body, page_count, "
+                "complete, first_seen_at, last_seen_at, content_hash, version, change_seq, text_hash) "
+                "VALUES ('1', 'http://x/c_1.htm', 'T', :d, 'Body.', 1, :c, :t, :t, 'h', 1, 1, 'x')"
+            ),
+            {"d": date(2024, 5, 1), "t": STARTED, "c": True},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO article_versions (article_id, version, content_hash, url, title, "
+                "published_on, body, page_count, complete, images, fetched_at, crawl_run_id) "
+                "VALUES (1, 1, 'h', 'http://x/c_1.htm', 'T', :d, 'Body.', 1, :c, '[]', :t, 1)"
+            ),
+            {"d": date(2024, 5, 1), "t": STARTED, "c": True},
+        )
     versions_before = rows(engine, "SELECT article_id, version, crawl_run_id FROM article_versions")
     assert versions_before == [(1, 1, 1)]
 
