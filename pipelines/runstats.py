@@ -98,12 +98,29 @@ def run_summary(stats: Mapping[str, Any], finished_at: datetime | None = None) -
     articles["versions"] = _int(stats.get("store/versions"))
     articles["skipped"] = _sorted(_by_suffix(stats, "spider/articles_skipped/"))
     articles["dropped"] = _sorted(dropped)
+    unreadable = _int(stats.get("spider/layout_drift")) + sum(
+        _int(stats.get(f"validate/dropped/{reason}")) for reason in ("no_title", "no_date", "no_body")
+    )
     return {
+        "requests": _int(stats.get("downloader/request_count")),
         "pages_fetched": _int(stats.get("response_received_count")),
         "responses_by_status": _sorted(
             _by_suffix(stats, "downloader/response_status_count/"), numeric=True
         ),
         "articles": articles,
         "errors": _sorted(errors),
+        "degraded_pages": unreadable,
+        "listing": {
+            "mode": stats.get("incremental/mode", "full"),
+            "pages_read": _int(stats.get("spider/listing_pages")),
+            "stopped_at_page": stats.get("incremental/stopped_at_page"),
+            "stop_reason": stats.get("incremental/stop_reason"),
+            "caught_up": bool(stats.get("incremental/caught_up")),
+        },
+        "revisits": {
+            "asked": _int(stats.get("incremental/revisited")),
+            "not_modified": _int(stats.get("incremental/not_modified")),
+            "skipped_known": _int(stats.get("incremental/skipped_known")),
+        },
         "duration_seconds": duration_seconds(stats, finished_at),
     }

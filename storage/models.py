@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    text,
     JSON,
     BigInteger,
     Boolean,
@@ -190,6 +191,9 @@ class CrawlRun(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     """The crawl's counters (Scrapy stats, JSON-safe), filled in when the run finishes."""
+    degraded_pages: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    """Pages the crawl fetched but could not read (no title, date or body: layout drift); a run
+    with any is degraded, whatever its status."""
     host: Mapped[str | None] = mapped_column(String(255))
     """Host name of the machine whose process ran the crawl."""
     pid: Mapped[int | None] = mapped_column(Integer)

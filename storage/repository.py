@@ -179,6 +179,8 @@ class RunRecord:
     """Host name of the machine that ran the crawl (NULL before schema 0003)."""
     pid: int | None = None
     """Process id of the crawl on that host."""
+    degraded_pages: int = 0
+    """Pages fetched but not readable (layout drift)."""
 
 
 @dataclass(frozen=True)
@@ -1223,7 +1225,12 @@ class Repository:
             connection.execute(
                 update(crawl_runs)
                 .where(crawl_runs.c.id == run_id)
-                .values(status=status, stats=dict(stats), finished_at=finished_at)
+                .values(
+                    status=status,
+                    stats=dict(stats),
+                    finished_at=finished_at,
+                    degraded_pages=int((stats.get("summary") or {}).get("degraded_pages") or 0),
+                )
             )
 
     def known_articles(self, keys: Sequence[str]) -> dict[str, KnownArticle]:
@@ -1350,4 +1357,5 @@ def _run_record(row: Any) -> RunRecord:
         stats=dict(row.stats or {}),
         host=row.host,
         pid=row.pid,
+        degraded_pages=row.degraded_pages or 0,
     )

@@ -32,11 +32,22 @@ STATS = {
     "deduplicate/dropped/same_key": 4,
     "item_dropped_reasons_count/DropItem": 5,
     "finish_reason": "finished",
+    "downloader/request_count": 130,
+    "spider/layout_drift": 2,
+    "spider/listing_pages": 3,
+    "incremental/mode": "incremental",
+    "incremental/stopped_at_page": 3,
+    "incremental/stop_reason": "1 listing page(s) already stored",
+    "incremental/caught_up": True,
+    "incremental/revisited": 6,
+    "incremental/not_modified": 5,
+    "incremental/skipped_known": 40,
 }
 
 
 def test_summary_layout() -> None:
     assert run_summary(STATS) == {
+        "requests": 130,
         "pages_fetched": 120,
         "responses_by_status": {"200": 117, "404": 2, "500": 1, "1000": 1},
         "articles": {
@@ -52,6 +63,15 @@ def test_summary_layout() -> None:
             "dropped": {"no_title": 1, "same_key": 4},
         },
         "errors": {"http_500": 1, "listing_http_404": 2, "store": 0},
+        "degraded_pages": 3,  # two unreadable pages, one article without a title
+        "listing": {
+            "mode": "incremental",
+            "pages_read": 3,
+            "stopped_at_page": 3,
+            "stop_reason": "1 listing page(s) already stored",
+            "caught_up": True,
+        },
+        "revisits": {"asked": 6, "not_modified": 5, "skipped_known": 40},
         "duration_seconds": 63.2,
     }
 
