@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.utils.response import response_status_message
@@ -97,3 +98,26 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if retry is not None:
             await self._wait(retry, None)
         return retry
+
+
+class RedirectLoopMiddleware:
+    """Turn a redirect back to a URL already on the request's redirect chain into an error.
+
+    Scrapy would schedule that redirect and its duplicate filter would drop it silently; the
+    spider then never hears of the page. Raising ``IgnoreRequest`` reaches its errback instead,
+    so the page is counted (``redirect_loop``). Placed after Scrapy's RedirectMiddleware (a
+    higher number: responses travel from high to low) so it sees the 3xx first.
+    """
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if response.status not in (301, 302, 303, 307, 308) or b"Location" not in response.headers:
+            return response
+        from scrapy.exceptions import IgnoreRequest
+        from w3lib.url import safe_url_string
+
+        location = safe_url_string(response.headers[b"Location"].decode("latin-1"))
+        target = urljoin(request.url, location)
+        chain = [*request.meta.get("redirect_urls", []), request.url]
+        if target in chain:
+            raise IgnoreRequest(f"redirect loop: {request.url} -> {target}")
+        return response

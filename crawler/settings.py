@@ -35,6 +35,8 @@ DOWNLOADER_MIDDLEWARES = {
     # Our subclass adds backoff (and Retry-After) to Scrapy's retry middleware, in its slot.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # A redirect back onto its own chain is reported as an error, not dropped silently.
+    "crawler.middlewares.RedirectLoopMiddleware": 650,
 }
 #: Seconds before the first retry; doubled for each further one (0 disables the waiting).
 TIANJIN_RETRY_BACKOFF = 2.0
