@@ -60,7 +60,7 @@ def test_postgresql_away_for_a_while_loses_nothing(proxied_pg: tuple[str, str, T
         proxy.cut()
         time.sleep(3)
         proxy.restore()
-        out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-2000:]
     stored = read_articles(direct)
     assert sorted(stored) == sorted(site.expected())
@@ -82,7 +82,7 @@ def test_postgresql_gone_for_good_fails_clearly_and_the_next_crawl_completes(
         proc = start_crawl(server, through, "-s", "TIANJIN_DB_RETRIES=2", "-s", "TIANJIN_DB_RETRY_BACKOFF=0.2")
         wait_for_articles(direct, 20, proc)
         proxy.cut()
-        out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=240)
         assert proc.returncode == 1
         error_lines = [line for line in err.splitlines() if line.startswith("tianjin-updates: error:")]
         assert len(error_lines) == 1, err[-2000:]
@@ -119,7 +119,7 @@ def test_sqlite_long_reader_and_a_locked_moment_lose_nothing(tmp_path: Path) -> 
         locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         locker.execute("BEGIN IMMEDIATE")
         threading.Timer(2.0, lambda: locker.execute("COMMIT")).start()
-        out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=240)
         reader.execute("COMMIT")
     reader.close()
     assert proc.returncode == 0, err[-2000:]
