@@ -13,6 +13,8 @@ from crawler.urls import DEFAULT_START_URL
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: ``crawl`` refused because another crawl holds the database's crawl lock (EX_TEMPFAIL).
+EXIT_LOCKED = 75
 
 
 class CommandError(Exception):
@@ -51,20 +53,30 @@ def prepare_database(url: str) -> None:
 
 
 def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
-    from crawler.runner import build_settings, run_crawl, summary_lines
+    from crawler.runner import CrawlBusy, build_settings, crawl_lock_held, run_crawl, summary_lines
+    from storage.db import StorageError
 
     db = resolve_db(args.db)
     prepare_database(db)
     overrides = {**overrides, "TIANJIN_UPDATES_DB": db}
     overrides.setdefault("TIANJIN_PROGRESS_INTERVAL", args.progress)
     overrides.setdefault("LOG_LEVEL", "WARNING")
+    if getattr(args, "timeout", None):
+        overrides.setdefault("CLOSESPIDER_TIMEOUT", args.timeout)
     settings = build_settings(overrides)
-    print(
-        f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
+    try:
+        with crawl_lock_held(db, _db_label(db)):
+            print(
+                f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
+    except CrawlBusy as exc:
+        print(f"tianjin-updates: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
     for line in summary_lines(outcome, _db_label(db)):
         print(line)
     if outcome.error:
@@ -189,6 +201,49 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from crawler.runner import SettingError, parse_setting_options
+    from crawler.schedule import (
+        ConfigError,
+        build_config,
+        read_config_file,
+        run_daemon,
+        setup_logging,
+    )
+
+    try:
+        config = build_config(
+            db=resolve_db(args.db or _config_db(args.config)),
+            file=read_config_file(args.config) if args.config else None,
+            every=args.every,
+            cron=args.cron,
+            timezone=args.timezone,
+            start_url=args.start_url,
+            max_pages=args.max_pages,
+            settings=parse_setting_options(args.set),
+            timeout=args.timeout,
+            grace=args.grace,
+            job_id=args.job_id,
+            log_file=args.log_file,
+        )
+        prepare_database(config.db)
+        setup_logging(config.log_file)
+    except (ConfigError, SettingError) as exc:
+        raise CommandError(str(exc)) from None
+    return run_daemon(config)
+
+
+def _config_db(path: str | None) -> str | None:
+    from crawler.schedule import ConfigError, read_config_file
+
+    if not path:
+        return None
+    try:
+        return read_config_file(path).get("db")
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     db = resolve_db(args.db)
     prepare_database(db)
@@ -238,8 +293,68 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override a Scrapy or TIANJIN_* setting (repeatable), e.g. -s DOWNLOAD_DELAY=0",
     )
+    crawl.add_argument(
+        "--timeout",
+        type=_duration,
+        metavar="DURATION",
+        help="stop the crawl gracefully after this long, e.g. 90m (the run is then failed: timeout)",
+    )
     add_progress(crawl)
     crawl.set_defaults(func=cmd_crawl)
+
+    schedule = sub.add_parser(
+        "schedule",
+        help="crawl on a schedule, in the foreground (systemd, a container, a terminal)",
+        description=(
+            "Crawl on a schedule until SIGTERM or Ctrl-C. The schedule is kept in the database, "
+            "each crawl runs in a child process, and crawls never overlap (see docs/operations.md)."
+        ),
+    )
+    when = schedule.add_mutually_exclusive_group()
+    when.add_argument("--every", metavar="DURATION", help="crawl this often, e.g. 30m, 2h, 1d, 10s")
+    when.add_argument(
+        "--cron", metavar="EXPR", help='crawl at these times, a crontab line, e.g. "0 */2 * * *"'
+    )
+    schedule.add_argument(
+        "--timezone", metavar="TZ", help="time zone of --cron, e.g. Asia/Shanghai (default: UTC)"
+    )
+    schedule.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with the schedule's options (options given here win)",
+    )
+    add_db(schedule)
+    schedule.add_argument(
+        "--start-url", metavar="URL", help=f"where each crawl starts (default: {DEFAULT_START_URL})"
+    )
+    schedule.add_argument(
+        "--max-pages",
+        type=_positive_int,
+        metavar="N",
+        help="each crawl reads at most N listing pages",
+    )
+    schedule.add_argument(
+        "-s",
+        dest="set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a Scrapy or TIANJIN_* setting for each crawl (repeatable)",
+    )
+    schedule.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="a crawl stops itself after this long (failed: timeout); killed if still running --grace later",
+    )
+    schedule.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="how long a crawl may take to stop before SIGTERM, then SIGKILL (default: 60s)",
+    )
+    schedule.add_argument(
+        "--job-id", metavar="ID", help="id of the stored schedule (default: tianjin-updates-crawl)"
+    )
+    schedule.add_argument("--log-file", metavar="FILE", help="also append the log to FILE")
+    schedule.set_defaults(func=cmd_schedule)
 
     demo = sub.add_parser(
         "demo",
@@ -308,6 +423,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
     return value
+
+
+def _duration(text: str) -> float:
+    from crawler.schedule import ConfigError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _non_negative_int(text: str) -> int:

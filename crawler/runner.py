@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.settings import Settings
@@ -22,6 +27,60 @@ FULL_SPEED: dict[str, Any] = {
 
 class SettingError(ValueError):
     """A ``-s NAME=VALUE`` option that cannot be understood."""
+
+
+class CrawlBusy(Exception):
+    """Another crawl holds the database's crawl lock; ``str()`` is one line naming it."""
+
+
+@contextmanager
+def crawl_lock_held(db_url: str, db_label: str) -> Iterator[None]:
+    """Hold the database's crawl lock around a crawl in this process (``storage.locks``).
+
+    Refuses at once with ``CrawlBusy`` when another crawl holds it. Once held, runs left
+    ``running`` by processes that are gone are marked failed ("abandoned"): only the holder can
+    have a live run. Losing the lock (a SQLite lease taken over after missed heartbeats) stops
+    the crawl gracefully, as SIGTERM would.
+    """
+    from storage.db import make_engine
+    from storage.locks import CrawlLock, LockBusy
+    from storage.repository import Repository
+
+    engine = make_engine(db_url)
+    try:
+        lock = CrawlLock(engine, on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        try:
+            lock.acquire()
+        except LockBusy as exc:
+            raise CrawlBusy(_busy_message(Repository(engine), exc, db_label)) from None
+        try:
+            for run_id in Repository(engine).end_abandoned_runs(datetime.now(UTC)):
+                print(
+                    f"Run {run_id} was left running by a process that is gone: marked failed",
+                    file=sys.stderr,
+                )
+            yield
+        finally:
+            lock.release()
+    finally:
+        engine.dispose()
+
+
+def _busy_message(repo: Any, exc: Any, db_label: str) -> str:
+    from storage.db import StorageError
+
+    try:
+        running = [r.id for r in repo.recent_runs(5) if r.status == "running"]
+    except StorageError:
+        running = []
+    parts = ([f"run {running[0]}"] if running else []) + (
+        [exc.holder.describe()] if exc.holder else []
+    )
+    who = f" ({', '.join(parts)})" if parts else ""
+    return (
+        f"another crawl is running on {db_label}{who}; not starting a second one, "
+        "try again when it has finished"
+    )
 
 
 def parse_setting_options(options: list[str] | None) -> dict[str, str]:
@@ -63,9 +122,22 @@ class CrawlOutcome:
             return str(self.stats.get("spider/start_error") or "the start URL could not be crawled")
         if self.stats.get("store/error"):
             return str(self.stats["store/error"])
+        if self.finish_reason == "closespider_timeout":
+            return "the crawl timed out (--timeout) and stopped early"
+        if self.finish_reason == "shutdown":
+            return "the crawl was interrupted (SIGTERM or Ctrl-C) and stopped early"
         if self.finish_reason not in ("finished", "closespider_pagecount", "closespider_itemcount"):
             return f"the crawl stopped early ({self.finish_reason})"
         return None
+
+    @property
+    def status(self) -> str:
+        """The run's status as ``crawl_runs`` records it (see ``pipelines.store.run_status``)."""
+        if self.ok:
+            return "succeeded"
+        if self.stats.get("store/errors") or self.stats.get("spider/start_failed"):
+            return "failed"
+        return "interrupted" if self.finish_reason == "shutdown" else "failed"
 
     @property
     def ok(self) -> bool:
@@ -121,7 +193,7 @@ def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
     statuses = _counts(s, "downloader/response_status_count/")
     errors = _counts(s, "spider/errors/")
     run = s.get("store/run_id")
-    status = "succeeded" if outcome.ok else "failed"
+    status = outcome.status
     lines = [
         f"Crawl {status} in {outcome.seconds:.1f} s"
         + (f" (run {run})" if run is not None else "")
