@@ -92,6 +92,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         overrides: dict[str, Any] = dict(parse_setting_options(args.set))
     except SettingError as exc:
         raise CommandError(str(exc)) from None
+    if args.full:
+        overrides["TIANJIN_INCREMENTAL"] = False
     return _crawl(args, overrides, args.start_url)
 
 
@@ -285,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_db(crawl)
     crawl.add_argument(
         "--max-pages", type=_positive_int, metavar="N", help="read at most N listing pages"
+    )
+    crawl.add_argument(
+        "--full",
+        action="store_true",
+        help="read every listing page and fetch every article, not only what is new or changed",
     )
     crawl.add_argument(
         "-s",

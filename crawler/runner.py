@@ -205,20 +205,39 @@ def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
     if dropped:
         lines.append("  items dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items()))
     lines.append(
-        f"  pages fetched: {int(s.get('response_received_count', 0))}"
+        f"  requests: {int(s.get('downloader/request_count', 0))}, pages fetched: "
+        f"{int(s.get('response_received_count', 0))}"
         + (
             " (" + ", ".join(f"HTTP {k}: {n}" for k, n in statuses.items()) + ")"
             if statuses
             else ""
         )
-        + f", listing pages: {int(s.get('spider/listing_pages', 0))}"
     )
+    mode = s.get("incremental/mode", "full")
+    listing = f"  listing: {mode}, {int(s.get('spider/listing_pages', 0))} pages read"
+    if s.get("incremental/stop_reason"):
+        where = s.get("incremental/stopped_at_page")
+        listing += f", stopped{f' after page {where}' if where else ''}: {s['incremental/stop_reason']}"
+    lines.append(listing)
+    if s.get("incremental/revisited"):
+        lines.append(
+            f"  re-visits: {int(s['incremental/revisited'])} asked, "
+            f"{int(s.get('incremental/not_modified', 0))} not modified (304)"
+        )
     retries = int(s.get("retry/count", 0))
     if retries:
         lines.append(f"  retries: {retries}, gave up: {int(s.get('retry/max_reached', 0))}")
     lines.append(
         "  errors: " + (", ".join(f"{k}: {n}" for k, n in errors.items()) if errors else "none")
     )
+    degraded = int(s.get("spider/layout_drift", 0)) + sum(
+        int(s.get(f"validate/dropped/{r}", 0)) for r in ("no_title", "no_date", "no_body")
+    )
+    if degraded:
+        lines.append(
+            f"  DEGRADED: {degraded} page(s) were fetched but could not be read (no title, date or "
+            "body): the site's layout may have changed; see the warnings above"
+        )
     if outcome.error:
         lines.append(f"  error: {outcome.error}")
     return lines
