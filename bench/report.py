@@ -113,9 +113,11 @@ def markdown(results: dict[str, Any]) -> str:
     """The figures section of docs/benchmarks.md."""
     m = results["machine"]
     lines = [
-        (f"Run of {results['started_at']} (commit `{results.get('commit') or '?'}`), "
-        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, Scrapy {m['scrapy']}, "
-        f"SQLAlchemy {m['sqlalchemy']}; took {results['seconds'] / 60:.1f} min."),
+        (
+            f"Run of {results['started_at']} (commit `{results.get('commit') or '?'}`), "
+            f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, Scrapy {m['scrapy']}, "
+            f"SQLAlchemy {m['sqlalchemy']}; took {results['seconds'] / 60:.1f} min."
+        ),
         "",
     ]
     for note in results.get("notes", []):
@@ -181,8 +183,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "### Extraction (same `str` pages, medians)",
         "",
-        ("| N | pages timed | mean page bytes | `extract_*` ms/page | `lxml.html.fromstring` ms/page | "
-        "extract.py's own parse ms/page | extraction / lxml |"),
+        (
+            "| N | pages timed | mean page bytes | `extract_*` ms/page | `lxml.html.fromstring` ms/page | "
+            "extract.py's own parse ms/page | extraction / lxml |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r in sizes:
@@ -197,8 +201,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "### Storage (batches of 50, fresh database each run, medians)",
         "",
-        ("| N | database | upsert s | upsert articles/s | of which MinHash signing s | raw executemany s | "
-        "raw articles/s | upsert / raw |"),
+        (
+            "| N | database | upsert s | upsert articles/s | of which MinHash signing s | raw executemany s | "
+            "raw articles/s | upsert / raw |"
+        ),
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r in sizes:
@@ -278,7 +284,9 @@ def update_docs(path: Path, figures: str) -> None:
     block = f"{START}\n{figures}{END}"
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
     if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
+        text = re.sub(
+            re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL
+        )
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
