@@ -2,8 +2,9 @@
 
 ``python -m bench.profile --articles 1000 [--pg URL] [--out bench/results]`` writes py-spy's
 collapsed stacks of every thread (``*.folded``, open them in speedscope or inferno) and prints
-the functions holding the most samples (threads busy, not idle), inclusive, with their share. Needs
+the functions holding the most samples (busy threads), inclusive and own share. Needs
 ``py-spy`` (``pip install py-spy``) and permission to ptrace a child (the default on Linux).
+``--parts``: cProfile extraction and the storage save path alone, in this process, instead.
 """
 
 from __future__ import annotations
@@ -84,6 +85,60 @@ def record(cmd: list[str], folded: Path, rate: int) -> None:
     )
 
 
+def profile_parts(articles: int, top: int) -> None:
+    """cProfile of extraction and of the storage save path, in this process (no server)."""
+    import cProfile
+    import io
+    import pstats
+    import shutil as _shutil
+
+    from bench.run import BATCH, article_records, saved_pages
+    from crawler.extract import extract_article, extract_listing
+    from storage.db import make_engine, upgrade
+    from storage.repository import Repository
+
+    site = build_site(articles, 20200525)
+    base = "http://127.0.0.1:8000/"
+    pages = saved_pages(site, crawl_paths(site), base, 2000)
+
+    def show(profiler: cProfile.Profile, title: str) -> None:
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(top)
+        print(f"## {title}")
+        print(stream.getvalue())
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for kind, url, html in pages:
+        (extract_article if kind == "article" else extract_listing)(html, url)
+    profiler.disable()
+    show(profiler, f"extraction of {len(pages)} pages")
+
+    records = article_records(site, base)
+    work = Path(tempfile.mkdtemp(prefix="tianjin-profile-"))
+    try:
+        engine = make_engine(f"sqlite:///{work / 'storage.sqlite3'}")
+        upgrade(engine)
+        repository = Repository(engine)
+        repository.ensure_similarity_index()
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        run_id = repository.start_run("manual", now)
+        repository.hasher  # noqa: B018 - set up outside the profile (a one-time cost)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(0, len(records), BATCH):
+            batch = records[i : i + BATCH]
+            repository.sign(batch)
+            repository.save_articles(batch, now, run_id)
+        profiler.disable()
+        engine.dispose()
+        show(profiler, f"storage of {len(records)} articles (SQLite, batches of {BATCH})")
+    finally:
+        _shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__.splitlines()[0]
@@ -93,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--parts", action="store_true", help="cProfile extraction and storage alone instead"
+    )
     args = parser.parse_args(argv)
+    if args.parts:
+        profile_parts(args.articles, args.top)
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pg = pg_base_url(args.pg)
