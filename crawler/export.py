@@ -112,6 +112,7 @@ RUN_COLUMNS = (
     "incomplete",
     "pages",
     "errors",
+    "unreadable",
 )
 
 
@@ -145,11 +146,14 @@ def run_row(run: Any) -> tuple[str, ...]:
     )
     pages = summary.get("pages_fetched", stats.get("response_received_count", 0))
     started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "-"
+    degraded = int(getattr(run, "degraded_pages", 0) or 0)
+    # A degraded run says so in its status column too: it is the first thing an operator reads.
+    status = f"{run.status} DEGRADED" if degraded else run.status
     return (
         str(run.id),
         started,
         _duration(run.started_at, run.finished_at),
-        run.status,
+        status,
         run.trigger,
         str(count("new")),
         str(count("updated")),
@@ -158,6 +162,7 @@ def run_row(run: Any) -> tuple[str, ...]:
         str(count("incomplete")),
         str(int(pages)),
         str(error_total),
+        str(degraded),
     )
 
 

@@ -50,6 +50,12 @@ def test_recrawl_changes_nothing_but_last_seen_and_the_runs(db_url: str) -> None
     runs = read_runs(db_url)
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     assert runs[1]["stats"]["store/articles_unchanged"] == len(seen_before)
+    table = run_cli("runs", "--db", db_url, "--limit", "5").stdout.splitlines()
+    assert table[0].split()[:4] == ["run", "started", "(UTC)", "took"]
+    newest, oldest = (line.split() for line in table[1:])
+    assert (newest[0], newest[4], newest[5], newest[6]) == (str(runs[1]["id"]), "succeeded", "manual", "0")
+    assert newest[8] == str(len(seen_before))  # unchanged
+    assert oldest[6] == str(len(seen_before))  # new
     assert runs[1]["stats"].get("store/articles_new", 0) == 0
 
 

@@ -124,6 +124,11 @@ def test_faults_of_a_real_site_lose_nothing_that_can_be_had(tmp_path: Path) -> N
     # Layout drift never becomes an empty article; the run says so loudly.
     assert run["degraded_pages"] == 2 and summary["degraded_pages"] == 2
     assert "DEGRADED" in result.stdout
+    table = run_cli("runs", "--db", db)
+    assert table.code == 0
+    header, row = table.stdout.splitlines()
+    assert header.split()[-1] == "unreadable" and row.split()[-1] == "2"
+    assert "succeeded DEGRADED" in row
     assert summary["articles"]["skipped"] == {
         "empty_page": 1, "http_404": 1, "layout_drift": 1, "redirect_loop": 1, "robots": 1,
         "soft_404": 1, "too_large": 1,
