@@ -6,7 +6,8 @@ Rules:
   to every contender; its throughput alone is measured and reported, and so is its CPU share
   during each crawl (well under one core means it was not what the crawl waited for);
 * every measured crawl is a child process (Twisted's reactor cannot restart); its CPU seconds
-  and peak RSS are the child's own ``rusage`` from ``os.wait4``;
+  and peak RSS are the child's own ``rusage`` from ``os.wait4``, taken by a small launcher
+  (``bench/spawn.py``) so that the benchmark's own RSS is not inherited as a floor;
 * contenders of one section alternate within each repeat (the order rotates from one repeat to
   the next) and every figure is the median over the repeats; ratios are ratios of medians;
 * crawl throughput is pages served (the server's log, robots.txt included) over Scrapy's
@@ -28,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -68,28 +68,37 @@ class ChildRun:
 
 
 def run_child(cmd: Sequence[str], cwd: Path, timeout: float = CRAWL_TIMEOUT) -> ChildRun:
-    """Run ``cmd`` to the end; its own CPU seconds and peak RSS from ``os.wait4``."""
+    """Run ``cmd`` to the end; its own CPU seconds and peak RSS from ``os.wait4``.
+
+    Through ``bench/spawn.py``: Linux carries a process's peak RSS over ``exec``, so a command
+    forked from this (large) process directly would report this process's RSS as its floor.
+    """
     env = dict(os.environ)
     env.pop("TIANJIN_UPDATES_DB", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        usage_file = Path(tmp) / "usage.json"
+        launcher = [sys.executable, "-S", str(REPO_ROOT / "bench" / "spawn.py"), str(usage_file)]
         started = time.monotonic()
-        proc = subprocess.Popen(list(cmd), cwd=str(cwd), env=env, stdout=out, stderr=err)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
+        proc = subprocess.Popen([*launcher, *cmd], cwd=str(cwd), env=env, stdout=out, stderr=err)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
         wall = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
         out.seek(0)
         err.seek(0)
         return ChildRun(
-            code=proc.returncode,
+            code=code,
             wall_s=wall,
-            cpu_s=usage.ru_utime + usage.ru_stime,
-            maxrss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            cpu_s=float(usage.get("cpu_s", 0.0)),
+            maxrss_mb=float(usage.get("maxrss_kb", 0)) / 1024,  # KiB on Linux
             stdout=out.read(),
             stderr=err.read(),
         )
