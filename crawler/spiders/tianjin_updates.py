@@ -270,20 +270,22 @@ class TianjinUpdatesSpider(scrapy.Spider):
     def _next_listing_pages(
         self, response: Response, pager: tuple[str, ...], all_known: bool
     ) -> Iterator[scrapy.Request]:
-        ref = parse_listing_url(response.url)
-        pages = [r for r in map(parse_listing_url, pager) if r is not None]
-        in_site = [u for u in pager if parse_listing_url(u) and is_site_url(u, self.hosts)]
+        linked = [
+            (url, ref)
+            for url in pager
+            if (ref := parse_listing_url(url)) is not None and is_site_url(url, self.hosts)
+        ]
         if self.stored is None:
             # A full crawl reads every listing page it can see, in parallel.
-            for url in in_site:
-                page = parse_listing_url(url).page  # type: ignore[union-attr]
-                if not self.max_pages or page <= self.max_pages:
+            for url, ref in linked:
+                if not self.max_pages or ref.page <= self.max_pages:
                     yield scrapy.Request(url, callback=self.parse_listing, errback=self.listing_failed)
             return
         # Incremental: one page after the other, newest first, so the stop rule can hold and a
         # listing that shifts while we read it repeats articles instead of skipping them.
-        current = ref.page if ref else 1
-        last = max([response.meta.get("listing_last", 1), current, *(p.page for p in pages)])
+        here = parse_listing_url(response.url)
+        current = here.page if here else 1
+        last = max([response.meta.get("listing_last", 1), current, *(r.page for _, r in linked)])
         streak = response.meta.get("known_streak", 0) + 1 if all_known else 0
         stats = self.crawler.stats
         if streak >= self.stop_after_known and not self.deep:
