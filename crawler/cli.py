@@ -120,7 +120,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(
                 f'  sqlite3 {path} "SELECT article_key, published_on, page_count, title FROM articles ORDER BY published_on DESC LIMIT 10"'
             )
-        print("  the tables and columns are described in the README (section 'The database').")
+        db_option = "" if args.db is None else f" --db {args.db}"
+        print(f"  tianjin-updates runs{db_option}")
+        print(f"  tianjin-updates export{db_option} -o articles.jsonl")
+        print("  the tables and columns are described in docs/schema.md.")
     return code
 
 

@@ -200,6 +200,11 @@ def test_demo_quick_start_in_an_empty_directory(tmp_path: Path) -> None:
     assert sorted(stored) == sorted(expected)
     assert "Look at the data" in result.stdout
     assert "sqlite3 tianjin_updates.sqlite3" in result.stdout
+    assert "tianjin-updates runs\n" in result.stdout
+    # The commands it suggests work as printed.
+    assert run_cli("runs", cwd=tmp_path).stdout.splitlines()[1].split()[4] == "succeeded"
+    assert run_cli("export", "-o", "articles.jsonl", cwd=tmp_path).code == 0
+    assert len((tmp_path / "articles.jsonl").read_text(encoding="utf-8").splitlines()) == len(stored)
 
 
 def test_scrapy_crawl_from_the_repository_root(replica: ReplicaServer, tmp_path: Path) -> None:
