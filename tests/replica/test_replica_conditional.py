@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import http.client
 import re
 from urllib.parse import urljoin
 
 import lxml.html
 import pytest
 
-from crawler.replica import ReplicaArticle, ReplicaServer, ReplicaSite
+from crawler.replica import ReplicaServer, ReplicaSite
 from crawler.urls import parse_article_url
 
-from .conftest import HOST, decode, get
-
-
-def plain_article(site: ReplicaSite, min_pages: int = 1, skip: int = 0) -> ReplicaArticle:
-    """The ``skip``-th article without a role or fault with at least ``min_pages`` pages."""
-    roles = set(site.fault_keys.values())
-    found = [
-        site.article(i)
-        for i in range(len(site))
-        if site.head(i).key not in roles
-        and site.head(i).page_count >= min_pages
-        and not any(
-            site.head(i).path(n) in site.faults for n in range(1, site.head(i).page_count + 1)
-        )
-    ]
-    return found[skip]
-
-
-def request(
-    server: ReplicaServer, path: str, headers: dict[str, str] | None = None, method: str = "GET"
-) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request(method, path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
+from .conftest import HOST, decode, get, plain_article, request
 
 
 def validators(

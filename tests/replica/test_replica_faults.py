@@ -21,7 +21,6 @@ from crawler.replica import (
     MIRROR_PREFIX,
     Fault,
     FaultKind,
-    ReplicaArticle,
     ReplicaServer,
     ReplicaSite,
     ServedRequest,
@@ -29,36 +28,9 @@ from crawler.replica import (
 from crawler.replica.templates import SOFT_404_TEXT
 from crawler.urls import parse_article_url
 
-from .conftest import HOST, decode, get, leaf_blocks, page_text
+from .conftest import HOST, decode, get, leaf_blocks, page_text, plain_article, request
 
 MiB = 1024 * 1024
-
-
-def plain_article(site: ReplicaSite, min_pages: int = 1, skip: int = 0) -> ReplicaArticle:
-    """The ``skip``-th article without a role or fault with at least ``min_pages`` pages."""
-    roles = set(site.fault_keys.values())
-    found = [
-        site.article(i)
-        for i in range(len(site))
-        if site.head(i).key not in roles
-        and site.head(i).page_count >= min_pages
-        and not any(
-            site.head(i).path(n) in site.faults for n in range(1, site.head(i).page_count + 1)
-        )
-    ]
-    return found[skip]
-
-
-def request(
-    server: ReplicaServer, path: str, headers: dict[str, str] | None = None, method: str = "GET"
-) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request(method, path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 def raw(server: ReplicaServer, path: str) -> bytes:
