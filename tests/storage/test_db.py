@@ -15,12 +15,14 @@ from alembic.runtime.migration import MigrationContext
 
 from storage.db import (
     DEFAULT_DATABASE_URL,
+    HEAD_REVISION,
     StorageError,
     check_database,
     default_database_url,
     head_revision,
     make_engine,
     parse_database_url,
+    stored_revision,
     upgrade,
 )
 from storage.models import Base
@@ -329,3 +331,36 @@ def test_no_engine_at_import() -> None:
 
     for module in (storage.db, storage.models, storage.repository):
         assert not [v for v in vars(module).values() if isinstance(v, sa.Engine)]
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    assert HEAD_REVISION == head_revision()
+
+
+def test_up_to_date_database_is_upgraded_without_loading_alembic(db_url: str) -> None:
+    """A crawl of a migrated database never imports Alembic; an empty one still migrates."""
+    upgrade(db_url)
+    code = (
+        "import sys\n"
+        "from storage.db import upgrade\n"
+        "import crawler.cli, pipelines.store, crawler.spiders.tianjin_updates\n"
+        f"print(upgrade({db_url!r}), 'alembic' in sys.modules)\n"
+    )
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [HEAD, "False"]
+
+
+def test_stored_revision_reads_what_alembic_wrote(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert stored_revision(engine) is None
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert stored_revision(engine) == MigrationContext.configure(
+                connection
+            ).get_current_revision()
+    finally:
+        engine.dispose()
