@@ -16,3 +16,44 @@ def test_clean_text_decodes_entities_spaces_and_composes() -> None:
 
 def test_join_paragraphs_drops_empty_ones() -> None:
     assert join_paragraphs([" one ", "", "\u00a0", "two\nlines"]) == "one\n\ntwo lines"
+
+
+def _slow_clean(value: str) -> str:
+    """clean_text's rule spelled out without its shortcut for text that is already clean."""
+    import html
+    import re
+    import unicodedata
+
+    text = html.unescape(value) if "&" in value else value
+    text = re.sub(r"[\s\u200b\u200c\u200d\u2060\ufeff]+", " ", text).strip()
+    return unicodedata.normalize("NFC", text)
+
+
+def test_shortcut_for_clean_ascii_changes_nothing() -> None:
+    import random
+
+    pieces = [
+        "a",
+        "Tianjin",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r",
+        "\x0b",
+        "\x1c",
+        "\u00a0",
+        "\u3000",
+        "\u200b",
+        "\ufeff",
+        "&amp;",
+        "&nbsp;",
+        "e\u0301",
+        "\u5929\u6d25",
+        ".",
+        "&",
+    ]
+    rng = random.Random(7)
+    for _ in range(20000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
+        assert clean_text(value) == _slow_clean(value), repr(value)
