@@ -126,15 +126,23 @@ def profile_parts(articles: int, top: int) -> None:
         now = dt.datetime.now(dt.UTC)
         run_id = repository.start_run("manual", now)
         repository.hasher  # noqa: B018 - set up outside the profile (a one-time cost)
+        batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
         profiler = cProfile.Profile()
         profiler.enable()
-        for i in range(0, len(records), BATCH):
-            batch = records[i : i + BATCH]
+        for batch in batches:
             repository.sign(batch)
+        profiler.disable()
+        show(profiler, f"signing of {len(records)} articles (batches of {BATCH})")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for batch in batches:
             repository.save_articles(batch, now, run_id)
         profiler.disable()
         engine.dispose()
-        show(profiler, f"storage of {len(records)} articles (SQLite, batches of {BATCH})")
+        show(
+            profiler,
+            f"save_articles of {len(records)} signed articles (SQLite, batches of {BATCH})",
+        )
     finally:
         _shutil.rmtree(work, ignore_errors=True)
 
