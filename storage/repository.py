@@ -457,9 +457,11 @@ class Repository:
         """Give every record without a fitting MinHash signature one (pure CPU work: callers
         may do it before ``save_articles``, away from the write transaction)."""
         size = 4 * self._layout.permutations
-        for record in records:
-            if record.signature is None or len(record.signature) != size:
-                record.signature = self.hasher.sign(record.title, record.body)
+        unsigned = [r for r in records if r.signature is None or len(r.signature) != size]
+        if unsigned:
+            signatures = self.hasher.sign_many((r.title, r.body) for r in unsigned)
+            for record, signature in zip(unsigned, signatures, strict=True):
+                record.signature = signature
 
     def save_articles(
         self, records: Sequence[ArticleRecord], seen_at: datetime, run_id: int | None = None
@@ -1035,20 +1037,25 @@ class Repository:
                     articles.c.id.in_(chunk)
                 )
             ).all()
-            signed: list[tuple[int, bytes]] = []
-            fresh = []
-            for row in rows:
-                signature = row.minhash
-                if resign_all or signature is None or len(signature) != size:
-                    signature = self.hasher.sign(row.title, row.body)
-                    fresh.append({"b_id": row.id, "b_minhash": signature})
-                signed.append((row.id, signature))
+            stale = [
+                row
+                for row in rows
+                if resign_all or row.minhash is None or len(row.minhash) != size
+            ]
+            fresh = dict(
+                zip(
+                    (row.id for row in stale),
+                    self.hasher.sign_many((row.title, row.body) for row in stale),
+                    strict=True,
+                )
+            )
+            signed = [(row.id, fresh.get(row.id, row.minhash)) for row in rows]
             if fresh:
                 connection.execute(
                     update(articles)
                     .where(articles.c.id == bindparam("b_id"))
                     .values(minhash=bindparam("b_minhash")),
-                    fresh,
+                    [{"b_id": id_, "b_minhash": signature} for id_, signature in fresh.items()],
                 )
             self._write_bands(connection, [], signed)
         for chunk in _chunks(ids, _REBUILD_CHUNK):
