@@ -1,4 +1,5 @@
-"""Downloader middleware: Scrapy's retries, with exponential backoff and Retry-After."""
+"""Downloader middleware: Scrapy's retries, with exponential backoff and Retry-After; redirect
+loops reported as errors; Scrapy's robots.txt middleware with every waiting request obeying."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.response import response_status_message
+from twisted.internet.defer import Deferred
 
 if TYPE_CHECKING:
     from typing import Self
@@ -121,3 +125,20 @@ class RedirectLoopMiddleware:
         if target in chain:
             raise IgnoreRequest(f"redirect loop: {request.url} -> {target}")
         return response
+
+
+class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, fixed for requests that wait together for one robots.txt.
+
+    Since Scrapy 2.13 each request that arrives while a host's robots.txt is being fetched waits
+    on the same Deferred through ``maybe_deferred_to_future``, whose callback passes ``None`` on:
+    only the first waiter gets the parser, every other one is let through as if the host had no
+    robots.txt. A crawl that starts with many requests at once (a worker of a distributed crawl
+    taking requests from the shared queue) would fetch disallowed pages. Once the wait is over
+    the parser (or ``None`` after a failed fetch) is in ``_parsers``: read it from there.
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        parser = await super().robot_parser(request)
+        stored = self._parsers.get(urlparse_cached(request).netloc, parser)
+        return parser if isinstance(stored, Deferred) else stored

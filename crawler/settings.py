@@ -37,6 +37,10 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     # A redirect back onto its own chain is reported as an error, not dropped silently.
     "crawler.middlewares.RedirectLoopMiddleware": 650,
+    # Scrapy's robots.txt middleware lets through all but one of the requests that wait for a
+    # host's robots.txt together (Scrapy 2.13+); ours makes every one of them obey it.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsTxtMiddleware": 100,
 }
 #: Seconds before the first retry; doubled for each further one (0 disables the waiting).
 TIANJIN_RETRY_BACKOFF = 2.0

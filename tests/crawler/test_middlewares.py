@@ -1,10 +1,18 @@
-"""Backoff of retried requests."""
+"""Backoff of retried requests; robots.txt obeyed by every request that waited for it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
-from crawler.middlewares import backoff_delay, retry_after_seconds
+import pytest
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import TextResponse
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+
+from crawler.middlewares import RobotsTxtMiddleware, backoff_delay, retry_after_seconds
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -25,3 +33,40 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+class _RobotsEngine:
+    """Serves robots.txt to the middleware after a pause, as a download in flight would."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.downloads = 0
+
+    async def download_async(self, request: Request) -> TextResponse:
+        self.downloads += 1
+        await asyncio.sleep(0.05)
+        return TextResponse(request.url, body=self.body, encoding="utf-8", request=request)
+
+
+@pytest.mark.parametrize("waiting", [1, 2, 5])
+def test_every_request_waiting_for_robots_txt_obeys_it(waiting: int) -> None:
+    crawler = get_crawler(settings_dict={"ROBOTSTXT_OBEY": True, "USER_AGENT": "tianjin-updates"})
+    crawler.stats = MemoryStatsCollector(crawler)
+    engine = _RobotsEngine(b"User-agent: *\nDisallow: /private/\n")
+    crawler.engine = engine  # type: ignore[assignment]
+    middleware = RobotsTxtMiddleware.from_crawler(crawler)
+
+    async def check(url: str) -> str:
+        try:
+            await middleware.process_request(Request(url))
+        except IgnoreRequest:
+            return "refused"
+        return "allowed"
+
+    async def main() -> list[str]:
+        # All arrive before robots.txt is in: they wait for the same download.
+        urls = [f"http://site.example/private/{i}.htm" for i in range(waiting)]
+        return list(await asyncio.gather(check("http://site.example/ok"), *map(check, urls)))
+
+    assert asyncio.run(main()) == ["allowed"] + ["refused"] * waiting
+    assert engine.downloads == 1
