@@ -23,6 +23,7 @@ content-like name favours a container); every decision also works on markup with
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -33,7 +34,12 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 
 from crawler.text import clean_text
-from crawler.urls import parse_article_url, parse_listing_url
+from crawler.urls import (
+    ARTICLE_PATH_RE,
+    LISTING_PATH_RE,
+    parse_article_url,
+    parse_listing_url,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class ListingPage:
 
 
 SECTION_NAME = "Tianjin Updates"
+_SECTION_LOW = SECTION_NAME.lower()
 
 # --------------------------------------------------------------------------------------------
 # Parsing
@@ -81,11 +88,24 @@ SECTION_NAME = "Tianjin Updates"
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
+_PARSERS = threading.local()
+
+
+def _parser() -> etree.HTMLParser:
+    """This thread's HTML parser, made once (a parser must not serve two threads at a time)."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.HTMLParser(
+            remove_comments=True, remove_pis=True, no_network=True
+        )
+    return parser
+
+
 def _parse(html: str | bytes) -> etree._Element | None:
     """Parse ``html`` once; plain lxml elements (no lxml.html classes: faster to walk)."""
-    if not html or not html.strip():
+    if not html or html.isspace():
         return None
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    parser = _parser()
     try:
         return etree.fromstring(html, parser)
     except ValueError:
@@ -98,13 +118,19 @@ def _parse(html: str | bytes) -> etree._Element | None:
 def _head_info(root: etree._Element, url: str) -> tuple[str, str]:
     """The base URL (``<base href>`` resolved against ``url``) and the ``<title>`` text."""
     base, title = url, ""
-    head = root.find("head")
-    title_el = None
-    if head is not None:
-        base_el = head.find("base")
-        if base_el is not None and base_el.get("href"):
-            base = urljoin(url, base_el.get("href").strip())
-        title_el = head.find("title")
+    base_el = title_el = None
+    for part in root:  # root.find("head") and head.find(...), without ElementPath
+        if part.tag == "head":
+            for el in part:
+                tag = el.tag
+                if tag == "title":
+                    if title_el is None:
+                        title_el = el
+                elif tag == "base" and base_el is None:
+                    base_el = el
+            break
+    if base_el is not None and base_el.get("href"):
+        base = urljoin(url, base_el.get("href").strip())
     if title_el is None:
         title_el = root.find(".//title")
     if title_el is not None and title_el.text:
@@ -112,28 +138,52 @@ def _head_info(root: etree._Element, url: str) -> tuple[str, str]:
     return base, title
 
 
+def _body_of(root: etree._Element) -> etree._Element | None:
+    """``root.find("body")``, without ElementPath."""
+    for part in root:
+        if part.tag == "body":
+            return part
+    return None
+
+
 _ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+# The white space that page text usually holds besides U+0020 (a regular expression or
+# ``str.split`` over every character costs far more than looking for these few).
+_COMMON_SPACES = ("\n", "\xa0", "\t", "\r")
+_RARER_SPACES = ("\u3000", "\u200b", "\u2009", "\u202f", "\ufeff")
 
 
 def _clean(value: str) -> str:
     """``crawler.text.clean_text``, the same result by a faster road (no regex).
 
-    ``str.split()`` splits on exactly the characters ``\\s`` matches; the zero-width ones that
-    ``clean_text`` also treats as space are turned into spaces first.
+    Every space-like character but U+0020 is "Separator" or "Other" in Unicode, so a printable
+    string holds no other. The usual ones are replaced in place; a string still not printable
+    takes the long road: ``str.split()`` splits on exactly the characters ``\\s`` matches, and
+    the zero-width ones that ``clean_text`` also treats as space are turned into spaces first.
     """
     if "&" in value:
         value = html_unescape(value)
-    if value.isprintable():
-        # No space-like character but U+0020 (all others are "Separator" or "Other" in Unicode).
-        if "  " in value or value[:1] == " " or value[-1:] == " ":
-            value = " ".join(value.split())
+    for space in _COMMON_SPACES:
+        if space in value:
+            value = value.replace(space, " ")
+    if not value.isprintable():
+        for zw in _ZERO_WIDTH:
+            if zw in value:
+                value = value.replace(zw, " ")
+        value = " ".join(value.split())
         return value if value.isascii() else normalize("NFC", value)
-    if value.isascii():
-        return " ".join(value.split())
-    for zw in _ZERO_WIDTH:
-        if zw in value:
-            value = value.replace(zw, " ")
-    return normalize("NFC", " ".join(value.split()))
+    value = value.strip(" ")
+    if "  " in value:
+        value = _squeeze(value)
+    return value if value.isascii() else normalize("NFC", value)
+
+
+def _squeeze(value: str) -> str:
+    """``value`` with every run of U+0020 made one: split at double spaces (runs are few), the
+    pieces' leading spaces dropped (a run of three or more leaves some), empty pieces dropped."""
+    if "  " not in value:
+        return value
+    return " ".join([q for q in (p.lstrip(" ") for p in value.split("  ")) if q])
 
 
 def _strip_fragment(url: str) -> str:
@@ -143,31 +193,143 @@ def _strip_fragment(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
 
 
+# URLs of the usual shapes (``http://host/a/b.htm``, ``/a/b.htm``, ``b.htm``, ``../../b.jpeg``) are
+# joined by string operations: ``urljoin`` and ``urlsplit`` cost more than a page link is worth.
+# Anything else (a query, a fragment, ``./`` segments, odd characters) goes through urllib.
+_PATH_CHARS = r"A-Za-z0-9\-._~%!$&'()*+,=@"
+_PLAIN_URL = re.compile(rf"(https?)://([A-Za-z0-9.\-]+(?::[0-9]*)?)((?:/[{_PATH_CHARS}:]*)*)\Z")
+_PLAIN_PATH = re.compile(rf"[{_PATH_CHARS}:/]*\Z")
+_PLAIN_RELATIVE = re.compile(rf"[{_PATH_CHARS}/]+\Z")
+
+
+class _Base:
+    """A base URL, split once per page for ``_join``."""
+
+    __slots__ = ("dir", "origin", "scheme", "url")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.scheme = self.origin = self.dir = ""
+        m = _PLAIN_URL.match(url)
+        if m is not None and "//" not in m[3] and "/." not in m[3]:
+            path = m[3]
+            self.scheme = m[1]
+            self.origin = url[: m.end(2)]
+            self.dir = path[: path.rfind("/") + 1] or "/"
+
+
+def _join(base: _Base, href: str) -> tuple[str, str | None]:
+    """``(urljoin(base.url, href), path)``: ``path`` is the result's path when the string road
+    was taken (None: urllib joined it). ``href`` is stripped and not empty."""
+    if base.origin:
+        first = href[0]
+        if first == "/":
+            if href[:2] == "//":
+                url = base.scheme + ":" + href
+                m = _PLAIN_URL.match(url)
+                if m is not None:
+                    return url, m[3]
+            elif "/." not in href and _PLAIN_PATH.match(href):
+                return base.origin + href, href
+        elif first == "h" and href.startswith(("http://", "https://")):
+            m = _PLAIN_URL.match(href)
+            if m is not None:
+                return href, m[3]
+        else:
+            rest = href
+            up = 0
+            while rest.startswith("../"):
+                rest = rest[3:]
+                up += 1
+            if rest and "//" not in href and "/." not in "/" + rest and _PLAIN_RELATIVE.match(rest):
+                folder = base.dir
+                while up and folder != "/":
+                    folder = folder[: folder.rfind("/", 0, -1) + 1]
+                    up -= 1
+                if not up:
+                    return base.origin + folder + rest, folder + rest
+    return urljoin(base.url, href), None
+
+
+def _article_of(url: str, path: str | None) -> tuple[str, int] | None:
+    """``(article_key, page)`` of an article page URL (``parse_article_url``), or None."""
+    if path is None:
+        ref = parse_article_url(url)
+        return (ref.article_key, ref.page) if ref is not None else None
+    m = ARTICLE_PATH_RE.match(path)
+    if m is None:
+        return None
+    page = int(m["page"]) if m["page"] else 1
+    return (str(int(m["id"])), page) if page >= 1 else None
+
+
+def _listing_of(url: str, path: str | None) -> tuple[str, str, int] | None:
+    """``(prefix, node, page)`` of a listing page URL (``parse_listing_url``), or None."""
+    if path is None:
+        ref = parse_listing_url(url)
+        return (ref.prefix, ref.node, ref.page) if ref is not None else None
+    m = LISTING_PATH_RE.match(path)
+    if m is None:
+        return None
+    return m["prefix"], m["node"], int(m["page"]) if m["page"] else 1
+
+
+def _split_url(url: str) -> str | None:
+    """The path of a plain absolute URL (None when ``urlsplit`` must say)."""
+    m = _PLAIN_URL.match(url)
+    return m[3] if m is not None else None
+
+
 # --------------------------------------------------------------------------------------------
 # Text rules
 # --------------------------------------------------------------------------------------------
 
 _DATE_RE = re.compile(
-    r"updated\s*[:\uff1a]\s*(\d{4})\s*[-/.\u5e74]\s*(\d{1,2})\s*[-/.\u6708]\s*(\d{1,2})", re.I
+    r"updated\s*[:\uff1a]\s*(\d{4})\s*[-/.\u5e74]\s*(\d{1,2})\s*[-/.\u6708]\s*(\d{1,2})",
+    re.IGNORECASE,
 )
 _TRAILING_PAREN_RE = re.compile(r"[(\uff08]\s*([^()\uff08\uff09]*?)\s*[)\uff09]$")
-_PAREN_RE = re.compile(r"^[(\uff08]\s*(.*?)\s*[)\uff09]$", re.S)
-_FILENAME_RE = re.compile(r"^[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp|tiff?)$", re.I)
+_PAREN_RE = re.compile(r"^[(\uff08]\s*(.*?)\s*[)\uff09]$", re.DOTALL)
+_FILENAME_RE = re.compile(r"^[\w\-.()%]+\.(?:jpe?g|png|gif|bmp|webp|tiff?)$", re.IGNORECASE)
 # A footer line starts with the copyright notice, reserves the rights or gives the ICP licence
 # number; a sentence that merely mentions copyright is not one.
 _FOOTER_RE = re.compile(
-    r"^\s*(?:copyright|\u00a9)|all rights reserved|icp\s*[\u5907\u8bc1]?\s*\d{6,}", re.I
+    r"^\s*(?:copyright|\u00a9)|all rights reserved|icp\s*[\u5907\u8bc1]?\s*\d{6,}", re.IGNORECASE
 )
 _PAGER_TOKENS = frozenset(
-    ["<", ">", "<<", ">>", "\u00ab", "\u00bb", "\u2039", "\u203a", "...", "\u2026", "|",
-     "prev", "previous", "next", "first", "last", "page", "of", "\u4e0a\u4e00\u9875",
-     "\u4e0b\u4e00\u9875", "\u9996\u9875", "\u5c3e\u9875", "\u672b\u9875"]
+    [
+        "<",
+        ">",
+        "<<",
+        ">>",
+        "\u00ab",
+        "\u00bb",
+        "\u2039",
+        "\u203a",
+        "...",
+        "\u2026",
+        "|",
+        "prev",
+        "previous",
+        "next",
+        "first",
+        "last",
+        "page",
+        "of",
+        "\u4e0a\u4e00\u9875",
+        "\u4e0b\u4e00\u9875",
+        "\u9996\u9875",
+        "\u5c3e\u9875",
+        "\u672b\u9875",
+    ]
 )
-_PAGER_START = frozenset("<>\u00ab\u00bb\u2039\u203a.\u2026|0123456789pPnNfFlL\u4e0a\u4e0b\u9996\u5c3e\u672b")
-_SOURCE_PREFIX = re.compile(r"^(?:source|from)\s*[:\uff1a]\s*", re.I)
+_PAGER_START = frozenset(
+    "<>\u00ab\u00bb\u2039\u203a.\u2026|0123456789pPnNfFlL\u4e0a\u4e0b\u9996\u5c3e\u672b"
+)
+_SOURCE_PREFIX = re.compile(r"^(?:source|from)\s*[:\uff1a]\s*", re.IGNORECASE)
 _TITLE_SPLIT = re.compile(r"\s+[-\u2013\u2014|]\s+|\s*[_|]\s*")
-_BREADCRUMB = re.compile(r"^(?:home|\u9996\u9875)\s*(?:>|\u00bb|/|\u203a)", re.I)
-_TITLE_HINT = re.compile(r"title|headline|tit\b|hd\b", re.I)
+_BREADCRUMB = re.compile(r"^(?:home|\u9996\u9875)\s*(?:>|\u00bb|/|\u203a)", re.IGNORECASE)
+_TITLE_HINT = re.compile(r"title|headline|tit\b|hd\b", re.IGNORECASE)
 _TERMINAL = frozenset('.!?"\u201d\u3002;)\u2019')
 
 # What a block's text is, decided once when the block is made.
@@ -209,9 +371,11 @@ def _kind(text: str) -> int:
         return K_FILENAME
     if n <= 60 and first in _PAGER_START and _pager_numbers(text) is not None:
         return K_PAGER
-    if n < 300 and (
-        "\u00a9" in text or "opyright" in text or "ICP" in text or "eserved" in text
-    ) and _FOOTER_RE.search(text):
+    if (
+        n < 300
+        and ("\u00a9" in text or "opyright" in text or "ICP" in text or "eserved" in text)
+        and _FOOTER_RE.search(text)
+    ):
         return K_FOOTER
     return K_TEXT
 
@@ -254,7 +418,7 @@ def _source_line(text: str) -> str | None:
         return m[1].strip() or None
     m = _SOURCE_PREFIX.match(text)
     if m:
-        return text[m.end():].strip() or None
+        return text[m.end() :].strip() or None
     return None
 
 
@@ -264,7 +428,9 @@ def _title_quality(low: str, page_title: str, segments: list[str]) -> int:
         return 0
     if low == segments[0]:
         return 3
-    if len(low) >= 8 and (page_title.startswith(low) or (low.startswith(segments[0]) and len(segments[0]) >= 8)):
+    if len(low) >= 8 and (
+        page_title.startswith(low) or (low.startswith(segments[0]) and len(segments[0]) >= 8)
+    ):
         return 2
     if low in segments[1:]:
         return 1
@@ -276,14 +442,83 @@ def _title_quality(low: str, page_title: str, segments: list[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote body caption center dd details dialog dir div dl dt "
-    "fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 h6 header hgroup hr html "
-    "legend li main menu nav noframes ol p pre section summary table tbody td tfoot th thead tr "
-    "ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "frameset",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "noframes",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
 )
 _SKIP_TAGS = frozenset(
-    "script style noscript template select option optgroup textarea button iframe object embed "
-    "svg canvas audio video map head title meta link input".split()
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "select",
+        "option",
+        "optgroup",
+        "textarea",
+        "button",
+        "iframe",
+        "object",
+        "embed",
+        "svg",
+        "canvas",
+        "audio",
+        "video",
+        "map",
+        "head",
+        "title",
+        "meta",
+        "link",
+        "input",
+    ]
 )
 _HEADING_LEVEL = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _LIST_TAGS = frozenset(("ul", "ol", "li", "dl", "dt", "dd", "menu", "dir"))
@@ -298,13 +533,13 @@ _NAV_HINT = re.compile(
     r"(?:^|[\s_\-])(?:nav\w*|menu\w*|sidebar|side|aside|related|relate|footer|foot|copyright|"
     r"share|sharing|breadcrumbs?|crumbs?|comments?|ads?|advert\w*|banner|logo|rank\w*|hot|"
     r"most\w*|recommend\w*|topbar|toolbar)(?:$|[\s_\-\d])",
-    re.I,
+    re.IGNORECASE,
 )
-_CAPTION_HINT = re.compile(r"caption|pic_?t(?:e)?xt|img_?t(?:e)?xt|photo_?t(?:e)?xt", re.I)
+_CAPTION_HINT = re.compile(r"caption|pic_?t(?:e)?xt|img_?t(?:e)?xt|photo_?t(?:e)?xt", re.IGNORECASE)
 _CONTENT_HINT = re.compile(
     r"(?:^|[\s_\-])(?:content|art_cont|article\w*|arti\w*|text|body|main|trs_editor|story|"
     r"entry|post|detail\w*|news_?con\w*)(?:$|[\s_\-\d])",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -330,10 +565,32 @@ _HREFS = etree.XPath(".//a/@href", smart_strings=False)
 class _Block:
     """A run of text between block boundaries."""
 
-    __slots__ = ("text", "elem", "flags", "level", "figure", "link_len", "links", "pager", "n", "kind")
+    __slots__ = (
+        "elem",
+        "figure",
+        "flags",
+        "kind",
+        "level",
+        "link_len",
+        "links",
+        "n",
+        "pager",
+        "text",
+    )
 
-    def __init__(self, text: str, elem, flags: int, level: int, figure, link_len: int,
-                 links: int, pager: bool, kind: int, n: int) -> None:
+    def __init__(
+        self,
+        text: str,
+        elem,
+        flags: int,
+        level: int,
+        figure,
+        link_len: int,
+        links: int,
+        pager: bool,
+        kind: int,
+        n: int,
+    ) -> None:
         self.text = text
         self.elem = elem
         self.flags = flags
@@ -351,16 +608,20 @@ class _Block:
 
     def listy(self) -> bool:
         """A link list item (related stories, a sidebar, a menu) rather than a linked sentence."""
-        return self.links > 0 and self.link_len * 2 >= self.n and (
-            self.links >= 2 or bool(self.flags & _LIST) or self.link_len * 10 >= self.n * 9
+        return (
+            self.links > 0
+            and self.link_len * 2 >= self.n
+            and (self.links >= 2 or bool(self.flags & _LIST) or self.link_len * 10 >= self.n * 9)
         )
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"<Block {self.text[:40]!r} k={self.kind} f={self.flags} h={self.level} l={self.links}>"
+        return (
+            f"<Block {self.text[:40]!r} k={self.kind} f={self.flags} h={self.level} l={self.links}>"
+        )
 
 
 class _Image:
-    __slots__ = ("src", "elem", "flags", "figure", "href")
+    __slots__ = ("elem", "figure", "flags", "href", "src")
 
     def __init__(self, src: str, elem, flags: int, figure, href: str | None) -> None:
         self.src = src
@@ -406,8 +667,20 @@ def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
             if any(kinds):
                 # Lines that are a source, a date, a caption or a file name stand alone.
                 for t, k in zip(texts, kinds):
-                    append_item(_Block(t, elem, flags, level, figure, link_len if links else 0,
-                                       links, pager, k, len(t)))
+                    append_item(
+                        _Block(
+                            t,
+                            elem,
+                            flags,
+                            level,
+                            figure,
+                            link_len if links else 0,
+                            links,
+                            pager,
+                            k,
+                            len(t),
+                        )
+                    )
                 text = ""
             else:
                 text = " ".join(texts)
@@ -415,8 +688,11 @@ def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
         else:
             text = _clean("".join(parts))
         if text:
-            append_item(_Block(text, elem, flags, level, figure, link_len, links, pager,
-                               _kind(text), len(text)))
+            append_item(
+                _Block(
+                    text, elem, flags, level, figure, link_len, links, pager, _kind(text), len(text)
+                )
+            )
         parts = []
         started = False
         link_len = 0
@@ -432,8 +708,20 @@ def _linearise(top, article_key: str | None, base_url: str, scan_pager: bool):
         if scan_pager and any(marker in h for h in _HREFS(el)):
             return False  # it may be the pager: walk it to read its links
         _e, flags, level, figure = bctx
-        append_item(_Block("", el, flags | _LIST, level, figure, text_len, n_links, False,
-                           K_COLLAPSED, text_len))
+        append_item(
+            _Block(
+                "",
+                el,
+                flags | _LIST,
+                level,
+                figure,
+                text_len,
+                n_links,
+                False,
+                K_COLLAPSED,
+                text_len,
+            )
+        )
         return True
 
     def walk(el, bctx: tuple) -> None:
@@ -598,23 +886,717 @@ def _tiny(img) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Fast path: the usual article layout, read without walking every element
+# --------------------------------------------------------------------------------------------
+#
+# The walk reads any layout but spends Python time on every element of the page, several times
+# what the parse costs. Most article pages have one shape: the title, a source line, the date
+# line, then an element whose children are the body paragraphs (and images), then a pager, link
+# lists or the footer. The fast path finds that element as the parent of the most ``<p>`` text,
+# reads the blocks before it backwards to the date line and the title, reads its children, and
+# looks at what follows it. Each block gets the text the walk would give it and each decision is
+# the walk's rule; anything the fast path does not account for (a second "Updated", a title that
+# does not match the ``<title>``, a list, a link list or nested blocks inside the body, a block
+# that ``<br><br>`` would split, text after the body that is neither a pager, nor a footer, nor a
+# link list...) sends the page to the walk.
+
+_BODY_BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "center",
+        "blockquote",
+        "pre",
+        "section",
+        "article",
+        "address",
+        "header",
+        "footer",
+        "main",
+        "hr",
+    ]
+)
+# What a leaf block (one block of text) may not hold: another block, a skipped element, an image.
+_NOT_IN_LEAF = _BLOCK_TAGS | _SKIP_TAGS | {"img"}
+_ARROWS = "<>\u00ab\u00bb\u2039\u203a"
+
+
+class _Unusual(Exception):
+    """The page has something the fast path does not read the way the walk would."""
+
+
+@lru_cache(maxsize=2048)
+def _content_hint(cls: str | None, ident: str | None) -> bool:
+    return _CONTENT_HINT.search(f"{cls} {ident}") is not None
+
+
+def _own_flags(el, tag: str) -> int:
+    """The flags a block element sets for itself (its tag, its class and id)."""
+    if tag == "nav" or tag == "aside":
+        flags = _NAV
+    else:
+        cls = el.get("class")
+        ident = el.get("id")
+        flags = _hint_flags(cls, ident) if cls or ident else 0
+    if tag in _LIST_TAGS:
+        flags |= _LIST
+    elif tag == "figcaption":
+        flags |= _FIGCAP
+    return flags
+
+
+def _read_leaf(el, marker: str, images_ok: bool = False) -> tuple[list[str], int] | None:
+    """The raw text of a block element that holds one block of text, and its number of links:
+    ``(lines, links)`` (one line unless ``<br>`` breaks it). None when the element holds other
+    blocks; _Unusual when it holds what the walk reads otherwise (a skipped element, an image
+    unless ``images_ok``, a link to a page of this article when ``marker`` is given)."""
+    links = 0
+    breaks = False
+    odd = False
+    for d in el.iterdescendants():
+        tag = d.tag
+        if tag == "a":
+            links += 1
+            if marker:
+                href = d.get("href")
+                if href and marker in href:
+                    odd = True
+        elif tag == "br":
+            breaks = True
+        elif tag.__class__ is not str:
+            odd = True
+        elif tag in _NOT_IN_LEAF:
+            if tag in _BLOCK_TAGS:
+                return None
+            if not (images_ok and tag == "img"):
+                odd = True
+    if odd:
+        raise _Unusual
+    if breaks:
+        return _line_pieces(el), links
+    return [etree.tostring(el, method="text", encoding=str, with_tail=False)], links
+
+
+def _leaf(el, marker: str, images_ok: bool = False) -> tuple[str, int] | None:
+    """``_read_leaf`` with the text cleaned: ``(text, links)``."""
+    if not len(el):
+        text = el.text
+        return (_clean(text) if text else ""), 0
+    found = _read_leaf(el, marker, images_ok)
+    if found is None:
+        return None
+    lines, links = found
+    if len(lines) == 1:
+        return _clean(lines[0]), links
+    return _lines_text([_clean(t) for t in lines]), links
+
+
+def _link_len(el) -> int:
+    """The length of the link text in ``el``, counted as the walk counts it."""
+    n = 0
+    for a in el.iter("a"):
+        for piece in a.itertext():
+            n += len(piece.strip())
+    return n
+
+
+def _linky(el, links: int, n: int) -> bool:
+    """The walk's ``_Block.linky``: links, and at least half of the text in them."""
+    if not links:
+        return False
+    bound = 0  # the link text with its white space: checked first, it is cheaper
+    for a in el.iter("a"):
+        bound += len(etree.tostring(a, method="text", encoding=str, with_tail=False))
+    return bound * 2 >= n and _link_len(el) * 2 >= n
+
+
+def _line_pieces(el) -> list[str]:
+    """The raw text of a leaf block holding ``<br>``, one piece per line; _Unusual when the walk
+    would end the block at a break (two breaks in a row after some text).
+
+    The pieces are read in one ``tostring``: each ``<br>`` gets a seam at the head of its tail for
+    that call (the tails are put back at once)."""
+    breaks = list(el.iter("br"))
+    tails = [br.tail for br in breaks]
+    try:
+        for br, tail in zip(breaks, tails):
+            br.tail = _JOIN + tail if tail else _JOIN
+        text = etree.tostring(el, method="text", encoding=str, with_tail=False)
+    finally:
+        for br, tail in zip(breaks, tails):
+            br.tail = tail
+    pieces = text.split(_JOIN)
+    if len(pieces) != len(breaks) + 1:
+        raise _Unusual  # the text held the seam itself
+    started = False
+    for k, piece in enumerate(pieces[:-1]):
+        if not piece or piece.isspace():
+            if k and started:
+                raise _Unusual  # a second break right after one: the walk ends the block there
+        else:
+            started = True
+    return pieces
+
+
+def _lines_text(texts: list[str]) -> str:
+    """The text of a block from its lines, cleaned: a single break is a space; _Unusual when the
+    walk would make separate blocks of the lines (two or more, one a date, a source, a
+    caption...)."""
+    texts = [t for t in texts if t]
+    if len(texts) > 1 and any(_kind(t) for t in texts):
+        raise _Unusual
+    return " ".join(texts)
+
+
+def _blank(text: str | None) -> bool:
+    return not text or text.isspace()
+
+
+class _Before:
+    """The blocks before the body container, read nearest first: the date line must come first,
+    then the title is looked for as the walk does (its rules, its limits)."""
+
+    __slots__ = (
+        "between",
+        "candidates",
+        "date",
+        "page_title",
+        "seen",
+        "segments",
+        "source",
+        "title",
+    )
+
+    def __init__(self, raw_title: str) -> None:
+        self.page_title = raw_title.lower()
+        self.segments = [s.strip() for s in _TITLE_SPLIT.split(self.page_title) if s.strip()] or [
+            ""
+        ]
+        self.date = self.source = self.title = self.between = None
+        self.seen = self.candidates = 0
+
+    def add(self, text: str, flags: int, level: int, linky: bool) -> bool:
+        """Take the next block back; True once the title is found."""
+        if self.date is None:
+            if flags & _NAV or linky or _kind(text) != K_DATE:
+                raise _Unusual  # the body does not start right after the date line
+            found = _parse_date(text)
+            if found is None:
+                raise _Unusual
+            self.date = found[0]
+            self.source = _source_from_prefix(text[: found[1]])
+            return False
+        self.seen += 1
+        if self.seen > 40:
+            raise _Unusual
+        if (
+            (level or not (flags & _NAV or linky))
+            and not flags & _FIGCAP
+            and len(text) <= 300
+            and _kind(text) == K_TEXT
+        ):
+            low = text.lower()
+            if low != _SECTION_LOW and not _BREADCRUMB.match(text):
+                self.candidates += 1
+                if _title_quality(low, self.page_title, self.segments) == 3:
+                    self.title = text
+                    return True
+                if self.candidates >= 8:
+                    raise _Unusual
+        if self.between is None and self.source is None:
+            self.between = _source_line(text)
+        return False
+
+
+def _read_before(start, body, reader: _Before) -> None:
+    """Feed ``reader`` the text blocks before ``start`` (under ``body``), nearest first, until it
+    has the title."""
+    node = start
+    while node is not body:
+        sib = node.getprevious()
+        while sib is not None:
+            tail = sib.tail
+            if tail and not tail.isspace():
+                raise _Unusual
+            if _back_blocks(sib, 0, 0, reader):
+                return
+            sib = sib.getprevious()
+        node = node.getparent()
+        text = node.text
+        if text and not text.isspace():
+            raise _Unusual
+    raise _Unusual  # no title
+
+
+def _back_blocks(el, flags: int, level: int, reader: _Before) -> bool:
+    tag = el.tag
+    if tag.__class__ is not str or tag in _SKIP_TAGS:
+        return False
+    if tag not in _BLOCK_TAGS:
+        # Inline markup between blocks is part of a run of text the fast path does not read.
+        if (
+            tag == "img"
+            or el.find(".//img") is not None
+            or not _blank(etree.tostring(el, method="text", encoding=str, with_tail=False))
+        ):
+            raise _Unusual
+        return False
+    if tag == "figure":
+        raise _Unusual
+    flags |= _own_flags(el, tag)
+    level = _HEADING_LEVEL.get(tag, level)
+    if flags & (_NAV | _LIST) and len(el) >= 3:
+        raise _Unusual  # the walk may take a menu or a list whole
+    found = _leaf(el, "")
+    if found is not None:
+        text = found[0]
+        return bool(text) and reader.add(text, flags, level, _linky(el, found[1], len(text)))
+    if flags & (_NAV | _LIST) or not _blank(el.text):
+        raise _Unusual  # menus are taken whole by the walk; a run of text before inner blocks
+    for child in reversed(el):
+        if not _blank(child.tail):
+            raise _Unusual
+        if _back_blocks(child, flags, level, reader):
+            return True
+    return False
+
+
+class _After:
+    """What follows the body container, read in order until something ends the body: a pager
+    (an element holding links to this article's pages: its page numbers are kept), the footer,
+    a link list, or the end of the page. Navigation boxes are passed over; outside the
+    container's parent a short heading may come first ("Most read" before its list). Anything
+    else could be more body: _Unusual."""
+
+    __slots__ = ("label", "numbers", "pager_anc")
+
+    def __init__(self, pager_anc: set) -> None:
+        self.pager_anc = pager_anc
+        self.numbers: list[int] = []
+        self.label = False
+
+    def block(self, el, text: str, flags: int, links: int, outside: bool) -> bool:
+        n = len(text)
+        kind = _kind(text)
+        if kind == K_FOOTER:
+            return True
+        if kind == K_PAGER:
+            raise _Unusual
+        if links:
+            link_len = _link_len(el)
+            if link_len * 2 >= n:
+                if links >= 2 or flags & _LIST or link_len * 10 >= n * 9 or n < 25:
+                    return True  # a link list ends the body
+                raise _Unusual
+        if outside and not self.label and n <= 40 and text[-1] not in _TERMINAL:
+            self.label = True
+            return False
+        raise _Unusual
+
+
+def _read_after(start, body, reader: _After) -> None:
+    parent = start.getparent()
+    outside = False
+    node = start
+    while node is not body:
+        tail = node.tail
+        if tail and not tail.isspace():
+            raise _Unusual
+        sib = node.getnext()
+        while sib is not None:
+            if _forward_blocks(sib, 0, outside, reader):
+                return
+            tail = sib.tail
+            if tail and not tail.isspace():
+                raise _Unusual
+            sib = sib.getnext()
+        node = node.getparent()
+        if node is parent:
+            outside = True
+
+
+def _forward_blocks(el, flags: int, outside: bool, reader: _After) -> bool:
+    tag = el.tag
+    if tag.__class__ is not str or tag in _SKIP_TAGS:
+        return False
+    if tag not in _BLOCK_TAGS:
+        if tag == "img" and outside:
+            return False
+        if (
+            tag == "img"
+            or (not outside and el.find(".//img") is not None)
+            or not _blank(etree.tostring(el, method="text", encoding=str, with_tail=False))
+        ):
+            raise _Unusual
+        return False
+    flags |= _own_flags(el, tag)
+    if flags & _NAV:
+        if el in reader.pager_anc:
+            reader.numbers += _pager_text_numbers(el, reader.pager_anc, strict=False)
+        else:
+            whole = _clean(etree.tostring(el, method="text", encoding=str, with_tail=False))
+            if whole and len(whole) <= 200 and _pager_numbers(whole) is not None:
+                raise _Unusual  # a pager without links to this article's pages
+        return False
+    if el in reader.pager_anc:
+        reader.numbers += _pager_text_numbers(el, reader.pager_anc, strict=True)
+        return True
+    found = _leaf(el, "", outside)
+    if found is not None:
+        return bool(found[0]) and reader.block(el, found[0], flags, found[1], outside)
+    text = el.text
+    if text and not text.isspace():
+        raise _Unusual
+    for child in el:
+        if _forward_blocks(child, flags, outside, reader):
+            return True
+        tail = child.tail
+        if tail and not tail.isspace():
+            raise _Unusual
+    return False
+
+
+def _leaf_blocks(el):
+    """The leaf blocks under ``el`` in order, as ``(element, text)`` (non-empty texts)."""
+    tag = el.tag
+    if tag.__class__ is not str or tag in _SKIP_TAGS:
+        return
+    if tag not in _BLOCK_TAGS:
+        if tag == "img" or not _blank(
+            etree.tostring(el, method="text", encoding=str, with_tail=False)
+        ):
+            raise _Unusual
+        return
+    found = _leaf(el, "")
+    if found is not None:
+        if found[0]:
+            yield el, found[0]
+        return
+    if not _blank(el.text):
+        raise _Unusual
+    for child in el:
+        yield from _leaf_blocks(child)
+        if not _blank(child.tail):
+            raise _Unusual
+
+
+def _pager_text_numbers(el, pager_anc: set, strict: bool) -> list[int]:
+    """Page numbers that the pager blocks under ``el`` show, by the walk's rule. ``strict``: every
+    block must be a pager block (one that ends the body), else _Unusual."""
+    numbers: list[int] = []
+    for block, text in _leaf_blocks(el):
+        pager = block in pager_anc
+        if not pager and _kind(text) != K_PAGER:
+            if strict:
+                raise _Unusual
+            continue
+        if len(text) <= 80:
+            nums = _pager_numbers(text)
+            if nums and (pager or len(nums) >= 2 or text[0] in _ARROWS):
+                numbers.extend(nums)
+    return numbers
+
+
+_JOIN = "\u2318"  # printable, no space, composes with nothing: a safe seam between texts
+
+
+def _body_kind(text: str) -> int:
+    """``_kind`` of a text that cannot be the date line (the page has one "Updated")."""
+    first = text[0]
+    last = text[-1]
+    if first in "(\uff08" and last in ")\uff09":
+        return K_PAREN
+    if (first == "[" and last == "]") or (first == "\u3010" and last == "\u3011"):
+        return K_BRACKET
+    n = len(text)
+    if n >= 300:
+        return K_TEXT
+    return _kind(text)
+
+
+def _following(el, body):
+    """The first element after ``el`` (and not inside it) in document order, under ``body``."""
+    while el is not body:
+        nxt = el.getnext()
+        if nxt is not None:
+            return nxt
+        el = el.getparent()
+    return None
+
+
+def _usual_article(
+    html: str, body, base: _Base, raw_title: str, key: str | None, current_page: int
+) -> ArticlePage:
+    """The article page read by the fast path; _Unusual when the walk must read it."""
+    if not raw_title or html.count("pdated") + html.count("PDATED") != 1:
+        raise _Unusual  # no title to match, or more than one "Updated" (the walk takes the first)
+    marker = f"c_{key}" if key else ""
+
+    # -- the body container: the parent of the first paragraph of some length ----------------
+    # (what comes before and after it is checked below: the date line right before it, nothing
+    # like body text after it)
+    container = None
+    for p in body.iter("p"):
+        if len(p):
+            n = len(etree.tostring(p, method="text", encoding=str, with_tail=False))
+        else:
+            text = p.text
+            n = len(text) if text else 0
+        if n >= 60:
+            container = p.getparent()
+            break
+    if container is None or container is body or container.tag not in _BLOCK_TAGS:
+        raise _Unusual
+    el = container
+    while el is not body:
+        tag = el.tag
+        if tag in _SKIP_TAGS or tag == "a":
+            raise _Unusual
+        if tag in _BLOCK_TAGS and (tag in _HEADING_LEVEL or tag == "figure" or _own_flags(el, tag)):
+            raise _Unusual  # inside a menu, a list, a figure or a heading
+        el = el.getparent()
+        if el is None:
+            raise _Unusual
+
+    # -- the date line right before the container, then back to the title -------------------
+    before = _Before(raw_title)
+    _read_before(container, body, before)
+    published_on = before.date
+    title = before.title
+    source = before.source if before.source is not None else before.between
+    section = _SECTION_LOW
+
+    # -- the body: the container's children ----------------------------------------------------
+    if not _blank(container.text):
+        raise _Unusual
+    # Pass 1: what each child shows, texts raw (cleaned together below).
+    blocks: list[
+        tuple
+    ] = []  # (first raw line, lines, element, flags, links, figure) / (img, figure)
+    raw: list[str] = []
+    for child in container:
+        tail = child.tail
+        if tail and not tail.isspace():
+            raise _Unusual
+        tag = child.tag
+        if tag == "p" or tag in _BODY_BLOCK_TAGS:
+            cls = child.get("class")
+            ident = child.get("id")
+            flags = 0
+            if cls or ident:
+                if _content_hint(cls, ident):
+                    raise _Unusual  # it could outscore the container
+                flags = _hint_flags(cls, ident)
+                if flags & _NAV:
+                    raise _Unusual
+            if not len(child):
+                text = child.text
+                if text:
+                    blocks.append((len(raw), 1, child, flags, 0, None))
+                    raw.append(text)
+                continue
+            if len(child) == 1:
+                img = child[0]
+                if img.tag == "img":
+                    text = child.text
+                    tail = img.tail
+                    if (not text or text.isspace()) and (not tail or tail.isspace()):
+                        blocks.append((img, None))
+                        continue
+            found_text = _read_leaf(child, marker)
+            if found_text is None:
+                raise _Unusual
+            lines, links = found_text
+            blocks.append((len(raw), len(lines), child, flags, links, None))
+            raw += lines
+        elif tag == "img":
+            blocks.append((child, None))
+        elif tag == "figure":
+            cls = child.get("class")
+            ident = child.get("id")
+            flags = 0
+            if cls or ident:
+                if _content_hint(cls, ident):
+                    raise _Unusual
+                flags = _hint_flags(cls, ident)
+                if flags & _NAV:
+                    raise _Unusual
+            if not _blank(child.text):
+                raise _Unusual
+            for part in child:
+                if not _blank(part.tail):
+                    raise _Unusual
+                ptag = part.tag
+                if ptag == "img":
+                    blocks.append((part, child))
+                elif ptag == "figcaption":
+                    pflags = flags | _own_flags(part, ptag)
+                    if pflags & _NAV:
+                        raise _Unusual
+                    found_text = _read_leaf(part, marker)
+                    if found_text is None:
+                        raise _Unusual
+                    lines, links = found_text
+                    blocks.append((len(raw), len(lines), part, pflags, links, child))
+                    raw += lines
+                elif ptag.__class__ is not str or ptag in _SKIP_TAGS:
+                    continue
+                else:
+                    raise _Unusual
+        elif tag.__class__ is not str or tag in _SKIP_TAGS or tag == "br":
+            continue
+        else:
+            raise _Unusual
+    texts = [_clean(t) for t in raw]
+
+    # Pass 2: paragraphs, images and captions by the walk's rules.
+    paragraphs: list[str] = []
+    images: list[list] = []  # [src, caption, figure]
+    fig_captions: dict = {}
+    pending: list[int] = []
+    source_open = source is None
+    seen_text = False
+    for block in blocks:
+        if len(block) == 2:
+            img = block[0]
+            src = (img.get("src") or img.get("data-src") or img.get("data-original") or "").strip()
+            if src and not src.startswith("data:") and not _tiny(img):
+                images.append([src, None, block[1]])
+                pending.append(len(images) - 1)
+            continue
+        first, count, el, flags, links, figure = block
+        if count == 1:
+            text = texts[first]
+        else:
+            text = _lines_text(texts[first : first + count])
+        if not text:
+            continue
+        if links and _linky(el, links, len(text)):
+            raise _Unusual  # a link list, or a linked line the walk weighs against the body
+        kind = _body_kind(text)
+        if kind == K_FILENAME:
+            continue
+        if kind == K_PAGER or kind == K_FOOTER:
+            raise _Unusual
+        if flags & _FIGCAP:
+            prev = fig_captions.get(figure)
+            fig_captions[figure] = f"{prev} {text}" if prev else text
+            pending = []
+            continue
+        if pending and (kind == K_BRACKET or flags & _CAPHINT):
+            k = pending[-1]
+            if images[k][1] is None:
+                images[k][1] = text
+            pending = []
+            continue
+        pending = []
+        if len(text) == len(section) and text.lower() == section:
+            continue
+        if not seen_text:
+            seen_text = True
+            if source_open and kind == K_PAREN and not paragraphs:
+                late = _source_line(text)
+                if late:
+                    source = late
+                    continue
+        paragraphs.append(text)
+
+    # -- links to the article's pages, anywhere in the page -----------------------------------
+    page_links: list[tuple[int, str]] = []
+    pager_anc: set = set()
+    if marker and marker in html:
+        # Usually the element right after the body holds every one: when it holds as many as
+        # the page's source shows, the rest of the page need not be searched.
+        marked = None
+        nxt = _following(container, body)
+        if nxt is not None:
+            marked = [(a, h) for a in nxt.iter("a") if (h := a.get("href")) and marker in h]
+            if not marked or len(marked) != html.count(marker):
+                marked = None
+        if marked is None:
+            marked = [(a, h) for a in body.iter("a") if (h := a.get("href")) and marker in h]
+        for a, href in marked:
+            m = _HREF_ARTICLE.search(href)
+            if m and m[1].lstrip("0") == key:
+                page_links.append((int(m[2] or 1), href))
+                el = a.getparent()
+                while el is not None and el not in pager_anc:
+                    if el.tag in _SKIP_TAGS:
+                        raise _Unusual
+                    pager_anc.add(el)
+                    if el is body:
+                        break
+                    el = el.getparent()
+
+    # -- what follows the body: a pager, link lists, navigation, the footer --------------------
+    after = _After(pager_anc)
+    _read_after(container, body, after)
+    numbers = after.numbers
+
+    checked: dict[int, str | None] = {}
+    for page, href in page_links:
+        if page not in checked:
+            absolute, path = _join(base, href.strip())
+            found_ref = _article_of(absolute, path)
+            ok = found_ref is not None and found_ref[0] == key and found_ref[1] == page
+            checked[page] = _strip_fragment(absolute) if ok else None
+    others: dict[int, str] = {}
+    text_pager = bool(numbers)
+    for page, link in checked.items():
+        if link is not None:
+            numbers.append(page)
+            if page != current_page:
+                others[page] = link
+    page_count = max(numbers + [current_page]) if others or text_pager else None
+    for img in images:
+        if img[1] is None and img[2] is not None:
+            img[1] = fig_captions.get(img[2])
+    return ArticlePage(
+        title=title,
+        source=source,
+        published_on=published_on,
+        paragraphs=tuple(paragraphs),
+        images=tuple(PageImage(url=_join(base, src)[0], caption=c) for src, c, _f in images),
+        page_links=tuple(others[p] for p in sorted(others)),
+        page_count=page_count,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Article pages
 # --------------------------------------------------------------------------------------------
 
 
 def extract_article(html: str, url: str) -> ArticlePage:
     """Title, source, date, body paragraphs, images and pager of one article page."""
+    return _extract_article(html, url)
+
+
+def _extract_article(html: str, url: str, fast: bool = True) -> ArticlePage:
+    """``extract_article``; ``fast=False`` reads the page by the walk alone (tests compare)."""
     root = _parse(html)
     if root is None:
         return ArticlePage(None, None, None, ())
     base, raw_title = _head_info(root, url)
-    ref = parse_article_url(url)
-    current_page = ref.page if ref else 1
-    key = ref.article_key if ref else None
+    found_ref = _article_of(url, _split_url(url))
+    current_page = found_ref[1] if found_ref else 1
+    key = found_ref[0] if found_ref else None
+    body_el = _body_of(root)
+    if fast and body_el is not None and isinstance(html, str):
+        try:
+            return _usual_article(html, body_el, _Base(base), raw_title, key, current_page)
+        except _Unusual:
+            pass
     scan_pager = bool(key) and isinstance(html, str) and f"c_{key}" in html
-    body_el = root.find("body")
-    items, spans, page_links = _linearise(body_el if body_el is not None else root, key, base,
-                                          scan_pager)
+    items, spans, page_links = _linearise(
+        body_el if body_el is not None else root, key, base, scan_pager
+    )
 
     page_title = raw_title.lower()
     segments = [s.strip() for s in _TITLE_SPLIT.split(page_title) if s.strip()] or [""]
@@ -683,8 +1665,10 @@ def extract_article(html: str, url: str) -> ArticlePage:
         picked = pick_title(cands)
     else:
         for i, b in enumerate(items):
-            if b.__class__ is _Block and eligible(b) and (
-                b.level or _title_quality(b.text.lower(), page_title, segments) >= 2
+            if (
+                b.__class__ is _Block
+                and eligible(b)
+                and (b.level or _title_quality(b.text.lower(), page_title, segments) >= 2)
             ):
                 cands.append((i, b))
                 if len(cands) >= 10:
@@ -713,8 +1697,9 @@ def extract_article(html: str, url: str) -> ArticlePage:
     # -- the body ----------------------------------------------------------------------------
     anchor = date_idx if date_idx is not None else title_idx
     start = anchor + 1 if anchor is not None else 0
-    paragraphs, images, late_source = _body(items, spans, start,
-                                            source is None and date_idx is not None, base)
+    paragraphs, images, late_source = _body(
+        items, spans, start, source is None and date_idx is not None, base
+    )
     if late_source:
         source = late_source
 
@@ -744,8 +1729,9 @@ def extract_article(html: str, url: str) -> ArticlePage:
     )
 
 
-def _body(items: list, spans: dict, start: int, source_open: bool,
-          base: str) -> tuple[list[str], list[PageImage], str | None]:
+def _body(
+    items: list, spans: dict, start: int, source_open: bool, base: str
+) -> tuple[list[str], list[PageImage], str | None]:
     """Paragraphs, images and a late source line of the body region from ``items[start]``."""
     n = len(items)
     # Pass 1: where the region ends (footer, or a pager once text was seen) and how much
@@ -762,11 +1748,7 @@ def _body(items: list, spans: dict, start: int, source_open: bool,
             after_image = True
         else:
             kind = b.kind
-            if kind == K_FOOTER:
-                if body_seen:
-                    end = i
-                    break
-            elif kind == K_PAGER or b.pager:
+            if kind == K_FOOTER or kind == K_PAGER or b.pager:
                 if body_seen:
                     end = i
                     break
@@ -930,26 +1912,37 @@ def extract_listing(html: str, url: str) -> ListingPage:
     if root is None:
         return ListingPage((), ())
     base, _title = _head_info(root, url)
-    here = parse_listing_url(url)
+    joiner = _Base(base)
+    here = _listing_of(url, _split_url(url))
     articles: list[str] = []
     seen_articles: set[str] = set()
     listings: list[str] = []
-    seen_pages: set[int] = {here.page} if here else set()
-    for _a, href in _links(root):
-        if ".htm" not in href:
+    seen_pages: set[int] = {here[2]} if here else set()
+    for a in root.iter("a"):
+        href = a.get("href")
+        if href is None or ".htm" not in href:
             continue
-        absolute = _strip_fragment(urljoin(base, href))
-        if parse_article_url(absolute) is not None:
+        href = href.strip()
+        if href.startswith(("javascript:", "mailto:", "#")):
+            continue
+        absolute, path = _join(joiner, href)
+        if path is None:
+            absolute = _strip_fragment(absolute)
+        if _article_of(absolute, path) is not None:
             if absolute not in seen_articles:
                 seen_articles.add(absolute)
                 articles.append(absolute)
             continue
         if here is None:
             continue
-        lref = parse_listing_url(absolute)
-        if (lref is not None and lref.node == here.node and lref.prefix == here.prefix
-                and lref.page not in seen_pages):
-            seen_pages.add(lref.page)
+        lref = _listing_of(absolute, path)
+        if (
+            lref is not None
+            and lref[1] == here[1]
+            and lref[0] == here[0]
+            and lref[2] not in seen_pages
+        ):
+            seen_pages.add(lref[2])
             listings.append(absolute)
     return ListingPage(tuple(articles), tuple(listings))
 
