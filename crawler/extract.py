@@ -147,25 +147,27 @@ def _body_of(root: etree._Element) -> etree._Element | None:
 
 
 _ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
-# The white space that page text usually holds besides U+0020 (a regular expression or
-# ``str.split`` over every character costs far more than looking for these few).
-_COMMON_SPACES = ("\n", "\xa0", "\t", "\r")
-_RARER_SPACES = ("\u3000", "\u200b", "\u2009", "\u202f", "\ufeff")
 
 
 def _clean(value: str) -> str:
     """``crawler.text.clean_text``, the same result by a faster road (no regex).
 
     Every space-like character but U+0020 is "Separator" or "Other" in Unicode, so a printable
-    string holds no other. The usual ones are replaced in place; a string still not printable
-    takes the long road: ``str.split()`` splits on exactly the characters ``\\s`` matches, and
+    string holds no other. The usual ones (line breaks, tabs, no-break spaces) are replaced in
+    place, cheaper than splitting the text into words; a string still not printable takes the
+    long road: ``str.split()`` splits on exactly the characters ``\\s`` matches, and
     the zero-width ones that ``clean_text`` also treats as space are turned into spaces first.
     """
     if "&" in value:
         value = html_unescape(value)
-    for space in _COMMON_SPACES:
-        if space in value:
-            value = value.replace(space, " ")
+    if "\n" in value:
+        value = value.replace("\n", " ")
+    if "\xa0" in value:
+        value = value.replace("\xa0", " ")
+    if "\t" in value:
+        value = value.replace("\t", " ")
+    if "\r" in value:
+        value = value.replace("\r", " ")
     if not value.isprintable():
         for zw in _ZERO_WIDTH:
             if zw in value:
@@ -1240,8 +1242,8 @@ def _forward_blocks(el, flags: int, outside: bool, reader: _After) -> bool:
         if el in reader.pager_anc:
             reader.numbers += _pager_text_numbers(el, reader.pager_anc, strict=False)
         else:
-            whole = _clean(etree.tostring(el, method="text", encoding=str, with_tail=False))
-            if whole and len(whole) <= 200 and _pager_numbers(whole) is not None:
+            whole = etree.tostring(el, method="text", encoding=str, with_tail=False)
+            if len(whole) <= 400 and _pager_numbers(whole) is not None:
                 raise _Unusual  # a pager without links to this article's pages
         return False
     if el in reader.pager_anc:
