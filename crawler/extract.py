@@ -16,6 +16,11 @@ How an article page is read (the real markup is unknown, so nothing rests on one
    Images in the body take the ``<figcaption>`` or the bracketed line right after them as caption.
 4. The pager is recognised by URL shape: links to other pages of the same article id.
 
+The walk reads any layout but costs Python time on every element of the page. Most pages have the
+usual layout (title, source and date lines, one element holding the body, then a pager, link lists
+or the footer), which a fast path reads with a few targeted lxml calls, block by block as the walk
+would, leaving to the walk every page it cannot account for (see "Fast path" below).
+
 Class and id names only tip the balance (a navigation-like name marks a box as boilerplate, a
 content-like name favours a container); every decision also works on markup without them.
 """
@@ -181,10 +186,9 @@ def _clean(value: str) -> str:
 
 
 def _squeeze(value: str) -> str:
-    """``value`` with every run of U+0020 made one: split at double spaces (runs are few), the
-    pieces' leading spaces dropped (a run of three or more leaves some), empty pieces dropped."""
-    if "  " not in value:
-        return value
+    """``value`` (holding a double space) with every run of U+0020 made one: split at double
+    spaces (runs are few), the pieces' leading spaces dropped (a run of three or more leaves
+    some), empty pieces dropped."""
     return " ".join([q for q in (p.lstrip(" ") for p in value.split("  ")) if q])
 
 
@@ -894,9 +898,9 @@ def _tiny(img) -> bool:
 # The walk reads any layout but spends Python time on every element of the page, several times
 # what the parse costs. Most article pages have one shape: the title, a source line, the date
 # line, then an element whose children are the body paragraphs (and images), then a pager, link
-# lists or the footer. The fast path finds that element as the parent of the most ``<p>`` text,
-# reads the blocks before it backwards to the date line and the title, reads its children, and
-# looks at what follows it. Each block gets the text the walk would give it and each decision is
+# lists or the footer. The fast path takes that element to be the parent of the first paragraph
+# of some length, reads the blocks before it backwards (the date line must come right before it,
+# then the title), reads its children, and looks at what follows it. Each block gets the text the walk would give it and each decision is
 # the walk's rule; anything the fast path does not account for (a second "Updated", a title that
 # does not match the ``<title>``, a list, a link list or nested blocks inside the body, a block
 # that ``<br><br>`` would split, text after the body that is neither a pager, nor a footer, nor a
@@ -1309,7 +1313,8 @@ _JOIN = "\u2318"  # printable, no space, composes with nothing: a safe seam betw
 
 
 def _body_kind(text: str) -> int:
-    """``_kind`` of a text that cannot be the date line (the page has one "Updated")."""
+    """``_kind`` for a body text, shorter for long ones: a long text can only be a bracketed or
+    parenthesised line, or plain text (a date line in the body reads as plain text anyway)."""
     first = text[0]
     last = text[-1]
     if first in "(\uff08" and last in ")\uff09":
