@@ -3,36 +3,42 @@
 from __future__ import annotations
 
 import html
-import re
 import unicodedata
 
-# Every Unicode white space, including no-break and ideographic spaces and zero-width ones that
-# CMS editors paste in; \s already covers most but not U+200B..U+200D or U+FEFF.
-_SPACE_RUN = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
-# The ASCII characters ``\s`` matches besides the plain space.
+# Space-like characters that are not white space to Python (``str.split`` keeps them): the
+# zero-width ones CMS editors paste in. Every other Unicode white space (no-break, ideographic,
+# line separators...) is what ``str.split()`` splits on.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH_TO_SPACE = str.maketrans(dict.fromkeys(_ZERO_WIDTH, " "))
+# The ASCII white space besides the plain space.
 _ASCII_SPACES = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 def clean_text(value: str | None) -> str:
-    """Decode left-over entities, turn every space-like character into one space, trim, NFC.
+    """Decode left-over entities, turn every run of space-like characters into one space, trim,
+    NFC.
 
     ``"A&nbsp;&amp;\\u00a0B "`` -> ``"A & B"``. Entities still present in text that an HTML parser
     already decoded were escaped twice by the CMS (a page showing a literal ``&nbsp;``): decoded once
-    more, on purpose.
+    more, on purpose. Everything here runs in C (split, join, a few scans): it is called for every
+    paragraph of every page.
     """
     if not value:
         return ""
-    # Most text is plain ASCII with single spaces: already clean but for its ends (and NFC of
-    # ASCII is itself). A few scans in C instead of a regex rewrite and a normalisation.
     if (
         value.isascii()
         and "&" not in value
         and "  " not in value
         and not any(space in value for space in _ASCII_SPACES)
     ):
+        # Plain ASCII with single spaces, the usual case: clean but for its ends.
         return value.strip()
     text = html.unescape(value) if "&" in value else value
-    text = _SPACE_RUN.sub(" ", text).strip()
+    if any(mark in text for mark in _ZERO_WIDTH):
+        text = text.translate(_ZERO_WIDTH_TO_SPACE)
+    text = " ".join(text.split())
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
     return unicodedata.normalize("NFC", text)
 
 
