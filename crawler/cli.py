@@ -1,4 +1,5 @@
-"""The ``tianjin-updates`` command: crawl, demo and database upkeep. Thin: the work is elsewhere."""
+"""The ``tianjin-updates`` command: crawl, worker, demo and database upkeep. Thin: the work is
+elsewhere."""
 
 from __future__ import annotations
 
@@ -53,10 +54,18 @@ def prepare_database(url: str) -> None:
 
 
 def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
+    from crawler.distributed import DistributedError, NotPostgreSQL, require_postgresql
     from crawler.runner import CrawlBusy, build_settings, crawl_lock_held, run_crawl, summary_lines
     from storage.db import StorageError
 
     db = resolve_db(args.db)
+    redis_url = getattr(args, "redis", None) or build_settings(overrides).get("TIANJIN_REDIS_URL")
+    if redis_url:
+        try:
+            require_postgresql(db)
+        except NotPostgreSQL as exc:
+            print(f"tianjin-updates: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     prepare_database(db)
     overrides = {**overrides, "TIANJIN_UPDATES_DB": db}
     overrides.setdefault("TIANJIN_PROGRESS_INTERVAL", args.progress)
@@ -65,23 +74,176 @@ def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str |
         overrides.setdefault("CLOSESPIDER_TIMEOUT", args.timeout)
     settings = build_settings(overrides)
     try:
-        with crawl_lock_held(db, _db_label(db)):
-            print(
-                f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
+        if redis_url:
+            outcome = _seed_crawl(args, settings, db, redis_url, start_url)
+        else:
+            with crawl_lock_held(db, _db_label(db)):
+                print(
+                    f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                outcome = run_crawl(settings, start_url, getattr(args, "max_pages", None))
     except CrawlBusy as exc:
         print(f"tianjin-updates: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    except StorageError as exc:
+    except (StorageError, DistributedError) as exc:
         raise CommandError(str(exc)) from None
     for line in summary_lines(outcome, _db_label(db)):
         print(line)
     if outcome.error:
         print(f"tianjin-updates: error: {outcome.error}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _seed_crawl(
+    args: argparse.Namespace, settings: Any, db: str, redis_url: str, start_url: str | None
+) -> Any:
+    """Seed a distributed crawl and wait for its workers to finish it (``crawler.distributed``)."""
+    from crawler.distributed import redis_label, seed_and_wait
+
+    print(
+        f"Crawling {start_url or DEFAULT_START_URL} into {_db_label(db)} with the workers of "
+        f"{redis_label(redis_url)} ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    return seed_and_wait(
+        settings,
+        db=db,
+        db_label=_db_label(db),
+        redis_url=redis_url,
+        start_url=start_url,
+        max_pages=getattr(args, "max_pages", None),
+        progress=args.progress,
+        timeout=getattr(args, "timeout", None),
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from crawler.distributed import (
+        DistributedError,
+        NotPostgreSQL,
+        check_worker_database,
+        connect,
+        redis_label,
+        require_postgresql,
+        wait_for_crawl,
+        worker_settings,
+        worker_summary_lines,
+    )
+    from crawler.frontier import DEFAULT_PREFIX, worker_name
+    from crawler.runner import SettingError, build_settings, parse_setting_options, run_crawl
+
+    try:
+        overrides: dict[str, Any] = dict(parse_setting_options(args.set))
+    except SettingError as exc:
+        raise CommandError(str(exc)) from None
+    settings = build_settings(overrides)
+    redis_url = args.redis or settings.get("TIANJIN_REDIS_URL")
+    if not redis_url:
+        print(
+            "tianjin-updates: error: a worker needs the crawl's Redis: pass --redis URL "
+            "(or set TIANJIN_REDIS_URL)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    db = resolve_db(args.db)
+    try:
+        require_postgresql(db)
+    except NotPostgreSQL as exc:
+        print(f"tianjin-updates: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.forever:
+        return _worker_forever(args, redis_url, db)
+    prepare_database(db)
+    prefix = settings.get("TIANJIN_REDIS_PREFIX") or DEFAULT_PREFIX
+    try:
+        server = connect(redis_url)
+        plan = wait_for_crawl(
+            server,
+            prefix,
+            timeout=args.wait,
+            poll=max(0.05, settings.getfloat("TIANJIN_FRONTIER_POLL_INTERVAL", 0.5)),
+            announce=lambda: print(
+                f"Waiting for a crawl on {redis_label(redis_url)} (prefix {prefix!r}) ...",
+                file=sys.stderr,
+                flush=True,
+            ),
+        )
+        if plan is None:
+            raise CommandError(
+                f"no crawl started on {redis_label(redis_url)} within {args.wait:g} s; "
+                "start one with: tianjin-updates crawl --redis URL --db URL"
+            )
+        check_worker_database(db, plan)
+    except DistributedError as exc:
+        raise CommandError(str(exc)) from None
+    name = worker_name()
+    overrides.setdefault("TIANJIN_PROGRESS_INTERVAL", args.progress)
+    overrides.setdefault("LOG_LEVEL", "WARNING")
+    # A worker takes from the shared queue only what it can fetch at once: a request waiting in
+    # its own downloader would wait there while another worker has nothing to do.
+    overrides.setdefault(
+        "CONCURRENT_REQUESTS", settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1)
+    )
+    crawl_settings = build_settings(
+        worker_settings(overrides, plan, redis_url=redis_url, db=db, name=name)
+    )
+    print(
+        f"Worker {name} joined crawl {plan.crawl_id} (run {plan.run_id}): {plan.start_url} "
+        f"into {_db_label(db)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    outcome = run_crawl(crawl_settings, plan.start_url, plan.max_pages)
+    for line in worker_summary_lines(name, plan, outcome):
+        print(line)
+    if outcome.finish_reason in ("finished", "shutdown") and not outcome.stats.get("store/errors"):
+        return EXIT_OK
+    print(f"tianjin-updates: error: {outcome.error or 'the worker failed'}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _worker_forever(args: argparse.Namespace, redis_url: str, db: str) -> int:
+    """Join one crawl after the other, each in a child process (a Twisted reactor runs once per
+    process), until SIGTERM or Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+
+    command = [
+        sys.executable, "-P", "-m", "crawler.cli", "worker", "--progress", str(args.progress)
+    ]  # fmt: skip
+    for option in args.set or []:
+        command += ["-s", option]
+    # Secrets stay off the command line (ps shows it): the URLs go through the environment.
+    env = {**os.environ, "TIANJIN_REDIS_URL": redis_url, "TIANJIN_UPDATES_DB": db}
+    stopping: list[int] = []
+    child: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+        if child and child[0].poll() is None:
+            child[0].send_signal(signal.SIGTERM if len(stopping) == 1 else signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping:
+            child[:] = [subprocess.Popen(command, env=env)]
+            code = child[0].wait()
+            if code != EXIT_OK and not stopping:
+                print(
+                    f"tianjin-updates: the worker exited with status {code}; joining the next "
+                    "crawl in 5 s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                time.sleep(5)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     return EXIT_OK
 
 
@@ -108,8 +270,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        # Politeness is for the real site; our own loopback server is crawled at full speed.
-        overrides: dict[str, Any] = {**FULL_SPEED, "TIANJIN_HOSTS": ",".join(server.hosts)}
+        # Politeness is for the real site; our own loopback server is crawled at full speed,
+        # in this process (the demo is never distributed).
+        overrides: dict[str, Any] = {
+            **FULL_SPEED,
+            "TIANJIN_HOSTS": ",".join(server.hosts),
+            "TIANJIN_REDIS_URL": "",
+        }
         code = _crawl(args, overrides, server.base_url)
     if code == EXIT_OK:
         db = resolve_db(args.db)
@@ -309,8 +476,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="stop the crawl gracefully after this long, e.g. 90m (the run is then failed: timeout)",
     )
+    crawl.add_argument(
+        "--redis",
+        metavar="URL",
+        help=(
+            "seed a distributed crawl in this Redis (redis://host:6379/0) and wait while "
+            "`tianjin-updates worker` processes crawl it (default: $TIANJIN_REDIS_URL; "
+            "needs PostgreSQL; see docs/distributed.md)"
+        ),
+    )
     add_progress(crawl)
     crawl.set_defaults(func=cmd_crawl)
+
+    worker = sub.add_parser(
+        "worker",
+        help="crawl as one worker of a distributed crawl",
+        description=(
+            "Join the distributed crawl seeded by `tianjin-updates crawl --redis URL` (waiting "
+            "for one to start), crawl from its shared frontier until it is drained, and exit. "
+            "See docs/distributed.md."
+        ),
+    )
+    worker.add_argument(
+        "--redis", metavar="URL", help="the crawl's Redis (default: $TIANJIN_REDIS_URL)"
+    )
+    add_db(worker)
+    worker.add_argument(
+        "-s",
+        dest="set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a Scrapy or TIANJIN_* setting for this worker (repeatable)",
+    )
+    worker.add_argument(
+        "--wait",
+        type=_duration,
+        metavar="DURATION",
+        help="give up (exit 1) when no crawl starts within this long (default: wait for ever)",
+    )
+    worker.add_argument(
+        "--forever",
+        action="store_true",
+        help="after a crawl, wait for the next one, until SIGTERM or Ctrl-C",
+    )
+    add_progress(worker)
+    worker.set_defaults(func=cmd_worker)
 
     schedule = sub.add_parser(
         "schedule",

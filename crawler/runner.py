@@ -213,11 +213,30 @@ def summary_lines(outcome: CrawlOutcome, db_label: str) -> list[str]:
             else ""
         )
     )
+    distributed = s.get("distributed")
+    if isinstance(distributed, Mapping) and isinstance(distributed.get("workers"), Mapping):
+        workers = distributed["workers"]
+        lost = int(s.get("frontier/workers_lost", 0))
+        requeued = int(s.get("frontier/requeued", 0))
+        lines.append(
+            f"  workers: {len(workers)} (crawl {distributed.get('crawl_id')})"
+            + (f", {lost} lost" if lost else "")
+            + (f", {requeued} requests handed back to the frontier" if requeued else "")
+        )
+        for name, share in workers.items():
+            lines.append(
+                f"    {name}: {int(share.get('requests', 0))} requests, "
+                f"{int(share.get('pages_fetched', 0))} pages, "
+                f"{int(share.get('articles_stored', 0))} articles stored"
+                + (f" ({share['finish_reason']})" if share.get("finish_reason") else "")
+            )
     mode = s.get("incremental/mode", "full")
     listing = f"  listing: {mode}, {int(s.get('spider/listing_pages', 0))} pages read"
     if s.get("incremental/stop_reason"):
         where = s.get("incremental/stopped_at_page")
-        listing += f", stopped{f' after page {where}' if where else ''}: {s['incremental/stop_reason']}"
+        listing += (
+            f", stopped{f' after page {where}' if where else ''}: {s['incremental/stop_reason']}"
+        )
     lines.append(listing)
     if s.get("incremental/revisited"):
         lines.append(

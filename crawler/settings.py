@@ -96,11 +96,33 @@ TIANJIN_MINHASH_PERMUTATIONS = 128
 EXTENSIONS = {
     # One progress line every TIANJIN_PROGRESS_INTERVAL seconds (the CLI shows it).
     "crawler.progress.ProgressReporter": 500,
+    # A worker of a distributed crawl: joins, waits for the others, leaves (off otherwise).
+    "crawler.frontier.FrontierExtension": 100,
+}
+SPIDER_MIDDLEWARES = {
+    # Nearest the engine: a distributed crawl's worker queues what a callback yields in Redis
+    # together with clearing the callback's own request (off otherwise).
+    "crawler.frontier.FrontierMiddleware": 5,
 }
 #: Seconds between progress lines; 0 turns them off.
 TIANJIN_PROGRESS_INTERVAL = 0
 #: Log tracebacks of download errors (the CLI prints one line per error without them).
 TIANJIN_LOG_TRACEBACKS = False
+
+# --- Distributed crawls (docs/distributed.md) ---------------------------------------------------
+#: Redis URL of a distributed crawl's shared frontier: with it, `crawl` seeds a crawl that
+#: `tianjin-updates worker` processes do. The environment variable of the same name is the default.
+TIANJIN_REDIS_URL = os.environ.get("TIANJIN_REDIS_URL", "")
+#: Namespace of the keys in Redis; databases crawled through one Redis need one each.
+TIANJIN_REDIS_PREFIX = "tianjin-updates"
+#: Seconds the frontier must stay empty, with no worker holding work, before the crawl ends.
+TIANJIN_FRONTIER_IDLE_TIMEOUT = 5.0
+#: Seconds after its last heartbeat a worker counts as dead (its work goes back to the queue).
+TIANJIN_WORKER_TTL = 15.0
+#: Seconds between an idle worker's looks at the frontier (and the seeder's).
+TIANJIN_FRONTIER_POLL_INTERVAL = 0.5
+#: Seconds a crawl's keys outlive a seeder that died without deleting them.
+TIANJIN_REDIS_KEY_TTL = 86400
 
 # Scrapy's own per-minute stats line duplicates our progress output.
 LOGSTATS_INTERVAL = 0

@@ -13,7 +13,12 @@ Rules:
   seconds doubled each time (at most 30 s a wait);
 * a save that still fails is logged with the keys it lost, counted (``store/errors``,
   ``store/articles_failed``, the message in ``store/error``) and closes the crawl with reason
-  ``db_error``; the run is then recorded as failed. Nothing is dropped silently.
+  ``db_error``; the run is then recorded as failed. Nothing is dropped silently;
+* after each batch is committed, the ``articles_stored`` signal names its article keys (304
+  answers included): a distributed crawl's frontier lets go of the requests behind them only
+  then (``crawler.frontier``);
+* with ``TIANJIN_RUN_ID`` set (a worker of a distributed crawl) the pipeline writes under that
+  run, which the crawl's seeder started and finishes: it neither starts nor finishes a run.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ logger = logging.getLogger(__name__)
 SUCCESS_REASONS = frozenset({"finished", "closespider_pagecount", "closespider_itemcount"})
 #: The finish reason of a crawl stopped from outside (Ctrl-C, SIGTERM).
 INTERRUPT_REASONS = frozenset({"shutdown"})
+
+#: Sent after a batch is committed: ``keys`` are the article keys it wrote or marked seen.
+articles_stored = object()
 
 #: Stats set to 0 when the crawl opens, so every run's stats show them.
 COUNTERS = (
@@ -155,6 +163,7 @@ class StorePipeline:
         minhash_permutations: int = DEFAULT_PERMUTATIONS,
         db_retries: int = 5,
         db_retry_backoff: float = 1.0,
+        joined_run_id: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"TIANJIN_BATCH_SIZE must be at least 1, got {batch_size}")
@@ -195,6 +204,8 @@ class StorePipeline:
         self._errors = 0
         self.db_retries = db_retries
         self.db_retry_backoff = db_retry_backoff
+        #: The run this pipeline writes under without owning it (a distributed crawl's worker).
+        self.joined_run_id = joined_run_id
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -214,6 +225,7 @@ class StorePipeline:
             ),
             db_retries=settings.getint("TIANJIN_DB_RETRIES", 5),
             db_retry_backoff=settings.getfloat("TIANJIN_DB_RETRY_BACKOFF", 1.0),
+            joined_run_id=settings.getint("TIANJIN_RUN_ID") or None,
         )
         pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
@@ -245,7 +257,12 @@ class StorePipeline:
                 minhash_permutations=self.minhash_permutations,
             )
             reindexed = await asyncio.to_thread(self._repository.ensure_similarity_index)
-            self.run_id = await asyncio.to_thread(self._repository.start_run, self.trigger, _now())
+            if self.joined_run_id is not None:
+                self.run_id = self.joined_run_id
+            else:
+                self.run_id = await asyncio.to_thread(
+                    self._repository.start_run, self.trigger, _now()
+                )
         except StorageError as exc:
             self._record_error(exc)
             logger.error("Cannot store articles: %s", exc)
@@ -283,6 +300,8 @@ class StorePipeline:
                 return
             if self._flusher is not None or self._batch:  # close_spider did not run
                 await self.close_spider()
+            if self.joined_run_id is not None:
+                return  # the seeder of the distributed crawl records how the run ended
             status = run_status(reason, self._errors)
             finished_at = _now()
             final_stats = json_safe({**self.stats.get_stats(), "finish_reason": reason})
@@ -342,6 +361,7 @@ class StorePipeline:
                 else:
                     # A 304 Not Modified is an unchanged article.
                     self.stats.inc_value("store/articles_unchanged", len(seen))
+                    self._stored(seen)
             if not self._batch:
                 return
             batch, self._batch, self._batch_started = self._batch, [], None
@@ -358,7 +378,9 @@ class StorePipeline:
                     attempt += 1
                     delay = min(self.db_retry_backoff * 2 ** (attempt - 1), 30.0)
                     self.stats.inc_value("store/retries")
-                    logger.warning("%s; trying again in %.1f s (%d/%d)", exc, delay, attempt, self.db_retries)
+                    logger.warning(
+                        "%s; trying again in %.1f s (%d/%d)", exc, delay, attempt, self.db_retries
+                    )
                     await asyncio.sleep(delay)
         self.stats.inc_value("store/batches")
         self.stats.inc_value("store/articles_new", len(result.new))
@@ -371,6 +393,7 @@ class StorePipeline:
         self.stats.inc_value(
             "store/articles_incomplete", sum(1 for record in batch if not record.complete)
         )
+        self._stored([record.article_key for record in batch])
         logger.debug(
             "Stored %d articles: %d new, %d updated, %d unchanged, %d duplicate, %d near-duplicate",
             len(batch),
@@ -380,6 +403,11 @@ class StorePipeline:
             len(result.duplicates),
             len(result.near_duplicates),
         )
+
+    def _stored(self, keys: list[str]) -> None:
+        """Tell whoever listens that these articles are now in the database."""
+        if self.crawler is not None and keys:
+            self.crawler.signals.send_catch_log(signal=articles_stored, keys=keys)
 
     def _save(self, repository: Repository, batch: list[ArticleRecord]) -> SaveResult:
         """Sign and save ``batch`` (in a worker thread)."""

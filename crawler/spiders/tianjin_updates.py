@@ -16,13 +16,18 @@ item pipelines. Rules:
   ``TIANJIN_INCREMENTAL=False`` reads every listing page (in parallel) and fetches every article;
 * a page that answers 200 but shows no article (empty, "not found", or a layout extraction cannot
   read) is never stored as an empty article: it is skipped and counted, and a layout that cannot be
-  read marks the run degraded.
+  read marks the run degraded;
+* in a distributed crawl (``crawler.frontier``) the seeder queues the start request and decides
+  once, for every worker, how the listing is read (``TIANJIN_CRAWL_DEEP``,
+  ``TIANJIN_REVISIT_SINCE``): a worker's ``start()`` yields nothing. Every callback and errback is
+  a spider method and everything in ``meta`` can be pickled, so any request can be handled by any
+  worker.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -53,7 +58,9 @@ from storage.db import StorageError
 
 SECTION_NAME = "Tianjin Updates"
 # Text of the CMS's "page not found" page served with status 200.
-_NOT_FOUND_TEXT = re.compile(r"\b(page (you requested )?(was |is )?not (be )?found|404)\b", re.IGNORECASE)
+_NOT_FOUND_TEXT = re.compile(
+    r"\b(page (you requested )?(was |is )?not (be )?found|404)\b", re.IGNORECASE
+)
 
 
 @dataclass
@@ -124,7 +131,10 @@ class TianjinUpdatesSpider(scrapy.Spider):
         self.revisit_since: date | None = None
         self.deep = True
         # Article keys this crawl has queued, so a key linked from many listing pages counts once.
+        # In a distributed crawl this is per worker; the shared duplicate filter covers the rest.
         self.queued: set[str] = set()
+        # The crawl's id when this spider is one worker of a distributed crawl (crawler.frontier).
+        self.frontier_crawl: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TianjinUpdatesSpider:
@@ -138,6 +148,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
             if spider._max_pages_arg is not None
             else settings.getint("TIANJIN_MAX_PAGES", 0)
         )
+        spider.frontier_crawl = settings.get("TIANJIN_FRONTIER_CRAWL") or None
         crawler.signals.connect(spider._record_progress, signal=signals.spider_closed)
         if settings.getbool("TIANJIN_INCREMENTAL", True) and not spider._full_arg:
             spider.stored = StoredArticles(
@@ -154,18 +165,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         """Say whether this crawl leaves the database caught up with the listing (read by the next
         incremental crawl, see ``Repository.caught_up``)."""
         stats = self.crawler.stats
-        values = stats.get_stats()
-        cut_short = (
-            bool(self.max_pages)
-            or bool(values.get("spider_exceptions/count"))
-            or bool(values.get("spider/start_failed"))
-            or any(k.startswith("spider/errors/listing_") for k in values)
+        caught_up = crawl_caught_up(
+            stats.get_stats(), max_pages=self.max_pages, incremental=self.stored is not None
         )
-        if self.stored is None:
-            caught_up = not cut_short
-        else:
-            read_enough = values.get("incremental/reached_end") or values.get("incremental/stopped_at_page")
-            caught_up = bool(read_enough) and not cut_short
         stats.set_value("incremental/caught_up", caught_up)
 
     def _close_stored(self) -> None:
@@ -175,6 +177,19 @@ class TianjinUpdatesSpider(scrapy.Spider):
     # --- start -------------------------------------------------------------------------------
     async def start(self) -> AsyncIterator[Any]:
         stats = self.crawler.stats
+        if self.frontier_crawl is not None:
+            # A worker of a distributed crawl: the seeder queued the start request and decided
+            # for every worker how the listing is read.
+            settings = self.crawler.settings
+            if self.stored is not None:
+                self.stored.open()
+                since = settings.get("TIANJIN_REVISIT_SINCE") or None
+                self.revisit_since = date.fromisoformat(since) if since else None
+                self.deep = settings.getbool("TIANJIN_CRAWL_DEEP", True)
+                stats.set_value("incremental/mode", "deep" if self.deep else "incremental")
+            else:
+                stats.set_value("incremental/mode", "full")
+            return
         if self.stored is not None:
             self.stored.open()
             self.revisit_since = await self.stored.revisit_since(self.revisit_days)
@@ -184,7 +199,11 @@ class TianjinUpdatesSpider(scrapy.Spider):
             stats.set_value("incremental/mode", "deep" if self.deep else "incremental")
         else:
             stats.set_value("incremental/mode", "full")
-        yield scrapy.Request(self.start_url, callback=self.parse_start, errback=self.start_failed)
+        yield self.start_request()
+
+    def start_request(self) -> scrapy.Request:
+        """The crawl's first request (the seeder of a distributed crawl queues it)."""
+        return scrapy.Request(self.start_url, callback=self.parse_start, errback=self.start_failed)
 
     def start_failed(self, failure: Failure) -> None:
         url = failure.request.url  # type: ignore[attr-defined]
@@ -229,7 +248,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         stats.inc_value("spider/listing_pages")
         listing = extract_listing(response.text, response.url)
         articles = [
-            url for url in listing.article_urls if is_site_url(url, self.hosts) and parse_article_url(url)
+            url
+            for url in listing.article_urls
+            if is_site_url(url, self.hosts) and parse_article_url(url)
         ]
         all_known = bool(articles)
         if self.stored is None:
@@ -259,7 +280,10 @@ class TianjinUpdatesSpider(scrapy.Spider):
                         yield request
                 elif self.revisit_since is not None and fact.published_on >= self.revisit_since:
                     stats.inc_value("incremental/revisited")
-                    validators = {"If-None-Match": fact.etag, "If-Modified-Since": fact.last_modified}
+                    validators = {
+                        "If-None-Match": fact.etag,
+                        "If-Modified-Since": fact.last_modified,
+                    }
                     for request in self._article_request(url, response, validators):
                         yield request
                 else:
@@ -279,7 +303,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
             # A full crawl reads every listing page it can see, in parallel.
             for url, ref in linked:
                 if not self.max_pages or ref.page <= self.max_pages:
-                    yield scrapy.Request(url, callback=self.parse_listing, errback=self.listing_failed)
+                    yield scrapy.Request(
+                        url, callback=self.parse_listing, errback=self.listing_failed
+                    )
             return
         # Incremental: one page after the other, newest first, so the stop rule can hold and a
         # listing that shifts while we read it repeats articles instead of skipping them.
@@ -321,7 +347,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         ref = parse_listing_url(request.url)
         if self.stored is not None and ref is not None:
             # A dead listing page must not end an incremental crawl: go on with the next one.
-            yield from self._listing_request(request.url, ref.page + 1, request.meta.get("listing_last", 1), 0)
+            yield from self._listing_request(
+                request.url, ref.page + 1, request.meta.get("listing_last", 1), 0
+            )
 
     # --- articles ------------------------------------------------------------------------------
     def _article_request(
@@ -386,7 +414,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
         if _NOT_FOUND_TEXT.search(text) and "Updated:" not in text:
             return "soft_404"
         self.crawler.stats.inc_value("spider/layout_drift")
-        self.logger.error("Cannot read the layout of %s: no title, date or body found", response.url)
+        self.logger.error(
+            "Cannot read the layout of %s: no title, date or body found", response.url
+        )
         return "layout_drift"
 
     def article_failed(self, failure: Failure) -> Iterator[Any]:
@@ -421,6 +451,21 @@ class TianjinUpdatesSpider(scrapy.Spider):
             )
             return
         yield build_item(assembly)
+
+
+def crawl_caught_up(values: Mapping[str, Any], *, max_pages: int, incremental: bool) -> bool:
+    """Whether a crawl with these (final) stats leaves the database caught up with the listing:
+    it read the listing down to known pages or to its end, and nothing cut it short."""
+    cut_short = (
+        bool(max_pages)
+        or bool(values.get("spider_exceptions/count"))
+        or bool(values.get("spider/start_failed"))
+        or any(k.startswith("spider/errors/listing_") for k in values)
+    )
+    if not incremental:
+        return not cut_short
+    read_enough = values.get("incremental/reached_end") or values.get("incremental/stopped_at_page")
+    return bool(read_enough) and not cut_short
 
 
 def build_item(assembly: ArticleAssembly) -> ArticleItem:
