@@ -1,8 +1,9 @@
-"""Shared database fixtures: a SQLite file per test, and a fresh PostgreSQL schema per test.
+"""Shared service fixtures: a SQLite file per test, a fresh PostgreSQL schema per test, and a
+key prefix of its own per test in Redis.
 
-PostgreSQL tests use the server named by ``$TIANJIN_TEST_PG_URL``. Without it they are skipped,
-unless ``TIANJIN_REQUIRE_SERVICES=1``: then a missing or unreachable server fails them, so CI
-cannot pass by skipping.
+PostgreSQL tests use the server named by ``$TIANJIN_TEST_PG_URL``, Redis tests the one named by
+``$TIANJIN_TEST_REDIS_URL``. Without it they are skipped, unless ``TIANJIN_REQUIRE_SERVICES=1``:
+then a missing or unreachable server fails them, so CI cannot pass by skipping.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 PG_ENV = "TIANJIN_TEST_PG_URL"
+REDIS_ENV = "TIANJIN_TEST_REDIS_URL"
 REQUIRE_ENV = "TIANJIN_REQUIRE_SERVICES"
 
 
@@ -81,3 +83,42 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="session")
+def _redis_base_url() -> str:
+    """The test Redis server's URL, checked once: skip or fail (see module docstring) if unusable."""
+    raw = os.environ.get(REDIS_ENV, "").strip()
+    if not raw:
+        _unavailable(f"Redis tests need ${REDIS_ENV}")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(raw, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        _unavailable(f"Redis at ${REDIS_ENV} is unreachable: {str(exc).splitlines()[0]}")
+    return raw
+
+
+@pytest.fixture
+def redis_url(_redis_base_url: str) -> str:
+    """The URL of the test Redis server."""
+    return _redis_base_url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own (``TIANJIN_REDIS_PREFIX``); its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
