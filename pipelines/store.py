@@ -5,7 +5,8 @@ Rules:
 * a batch is saved in one transaction when it holds ``TIANJIN_BATCH_SIZE`` articles or its
   oldest article waited ``TIANJIN_FLUSH_SECONDS``, and at the end of the crawl;
 * every database call runs in a worker thread (``asyncio.to_thread``), never on the reactor, and
-  so does the MinHash signing of a batch (pure CPU, done before the write transaction);
+  so does the signing of a batch (its content fingerprints: MinHash signature, LSH buckets,
+  hashes; pure CPU, done before the write transaction);
 * each article version is recorded with the run that wrote it (``store/run_id``); the run's
   stats get a structured ``summary`` (``pipelines.runstats.run_summary``) when it finishes;
 * a save that fails for a reason that may heal (server unreachable, connection lost, SQLite

@@ -3,7 +3,13 @@
 Rules:
 
 * ``save_articles`` writes a batch in ONE transaction with a fixed number of statements (not
-  one per article): a crash or error leaves every article of the batch as it was;
+  one per article): a crash or error leaves every article of the batch as it was. A batch of
+  new articles is one look-up of their keys, one executemany INSERT per table, two look-ups
+  for duplicates, the counter; every list is bound as one parameter (an array on PostgreSQL,
+  JSON read by ``json_each`` on SQLite) and every statement is built once (``_Sql``): its SQL
+  never changes, so SQLAlchemy's compiled cache and the drivers' prepared statements serve it
+  again. The content fingerprints (hashes, signature, LSH buckets) are computed by ``sign``,
+  which callers run before the write;
 * every writing transaction first locks the one row of ``change_counter`` and hands out
   ``change_seq`` numbers from it, bumping it last. Writers are thereby serialised (SQLite's
   ``BEGIN IMMEDIATE`` does the same there) and commit in change_seq order, so a reader paging
@@ -36,22 +42,32 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
+from itertools import repeat
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
     Connection,
+    Dialect,
     Engine,
-    Insert,
+    Integer,
+    String,
     Table,
+    Text,
+    all_,
+    any_,
     bindparam,
     delete,
     func,
-    or_,
+    literal_column,
     select,
-    text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from storage.db import WRITE_OPTION, storage_errors
 from storage.models import (
@@ -85,9 +101,8 @@ similarity_index = cast(Table, SimilarityIndex.__table__)
 crawl_runs = cast(Table, CrawlRun.__table__)
 
 # Bound parameters per statement stay below SQLite's limit (32766) and PostgreSQL's (65535):
-# article keys and text hashes, and numbers (ids, buckets) per IN list.
+# items per IN list of the reads (the write path binds a whole list as one parameter).
 _KEYS_PER_SELECT = 1000
-_NUMBERS_PER_SELECT = 10000
 # Articles signed / indexed per round while rebuilding the similarity index.
 _REBUILD_CHUNK = 500
 
@@ -125,6 +140,9 @@ class ArticleRecord:
     signature: bytes | None = field(default=None, repr=False, compare=False)
     """MinHash signature of title and body (``Repository.sign``); computed by ``save_articles``
     when None. Not read back."""
+    _prints: _Prints | None = field(default=None, init=False, repr=False, compare=False)
+    """The other content fingerprints ``Repository.sign`` computed, and what from: used only
+    while the record still holds those very values (a copy or an edit starts afresh)."""
 
 
 @dataclass(kw_only=True)
@@ -226,21 +244,129 @@ class SaveResult:
         }
 
 
-def content_hash(record: ArticleRecord) -> str:
-    """sha256 (hex) of the versioned content of ``record``: every stored field and image but
-    the key and the URL (the same article reached through another host is not an edit)."""
-    published = record.published_on.isoformat() if record.published_on is not None else None
-    payload = [
+@dataclass(frozen=True, slots=True)
+class _Prints:
+    """Fingerprints of an article's content (``Repository.sign``)."""
+
+    basis: tuple[Any, ...]
+    """What they were computed from (``_basis``)."""
+    content_hash: str
+    text_hash: str
+    layout: LshLayout
+    buckets: list[int]
+    """The LSH buckets of the signature in ``layout``."""
+
+    def fits(self, basis: tuple[Any, ...], layout: LshLayout) -> bool:
+        """True when computed from ``basis`` (the same title, body and signature objects:
+        they are immutable, so the same object is the same value) for ``layout``."""
+        old = self.basis
+        return (
+            old[0] is basis[0]
+            and old[1] is basis[1]
+            and old[2] is basis[2]
+            and old[3:] == basis[3:]
+            and self.layout == layout
+        )
+
+
+def _basis(record: ArticleRecord) -> tuple[Any, ...]:
+    return (
         record.title,
-        record.source,
-        published,
         record.body,
+        record.signature,
+        record.source,
+        record.published_on,
         record.page_count,
         record.complete,
-        [[image.position, image.url, image.caption] for image in record.images],
-    ]
-    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+        tuple(record.images),
+    )
+
+
+def content_hash(record: ArticleRecord) -> str:
+    """sha256 (hex) of the versioned content of ``record``: every stored field and image but
+    the key and the URL (the same article reached through another host is not an edit).
+
+    The hashed bytes are the compact JSON (``ensure_ascii=False``) of ``[title, source,
+    published_on, body, page_count, complete, [[position, url, caption], ...]]``.
+    """
+    return _fingerprints(record)[0]
+
+
+# What json.dumps(..., ensure_ascii=False) writes with a backslash and a letter (the backslash
+# itself first); in UTF-8 none of these bytes occurs inside a multi-byte character.
+_JSON_ESCAPES = (
+    (b"\\", b"\\\\"),
+    (b'"', b'\\"'),
+    (b"\n", b"\\n"),
+    (b"\r", b"\\r"),
+    (b"\t", b"\\t"),
+    (b"\b", b"\\b"),
+    (b"\f", b"\\f"),
+)
+_CONTROL_BYTES = bytes(range(0x20))
+
+
+def _json_string(value: str) -> bytes:
+    """UTF-8 of ``json.dumps(value, ensure_ascii=False)`` without its quotes: the same bytes,
+    made by bulk ``bytes.replace`` calls (json's encoder copies a non-ASCII text one character
+    at a time, several times slower on an article body)."""
+    encoded = value.encode()
+    for char, escaped in _JSON_ESCAPES:
+        if char in encoded:
+            encoded = encoded.replace(char, escaped)
+    if len(encoded.translate(None, _CONTROL_BYTES)) != len(encoded):
+        # Another control character, which json writes as \u00XX: rare enough for json.
+        return json.dumps(value, ensure_ascii=False).encode()[1:-1]
+    return encoded
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _fingerprints(record: ArticleRecord) -> tuple[str, str]:
+    """``content_hash(record)`` and ``text_hash(record.title, record.body)``, with the title and
+    body (most of the bytes) JSON-encoded once for both."""
+    published = record.published_on.isoformat() if record.published_on is not None else None
+    if not (isinstance(record.title, str) and isinstance(record.body, str)):
+        payload = [record.title, record.source, published, record.body]
+        payload += [record.page_count, record.complete, _image_lists(record)]
+        return (
+            hashlib.sha256(_json(payload)).hexdigest(),
+            text_hash(record.title, record.body),
+        )
+    title = _json_string(record.title)
+    body = _json_string(record.body)
+    # [title, body]
+    texts = hashlib.sha256(b'["')
+    texts.update(title)
+    texts.update(b'","')
+    texts.update(body)
+    texts.update(b'"]')
+    # [title, source, published, body, page_count, complete, images]
+    content = hashlib.sha256(b'["')
+    content.update(title)
+    content.update(b'",')
+    content.update(_json_value(record.source))
+    content.update(b",")
+    content.update(_json_value(published))
+    content.update(b',"')
+    content.update(body)
+    content.update(b'",')
+    content.update(_json([record.page_count, record.complete, _image_lists(record)])[1:])
+    return content.hexdigest(), texts.hexdigest()
+
+
+def _json_value(value: str | None) -> bytes:
+    if value is None:
+        return b"null"
+    if isinstance(value, str):
+        return b'"' + _json_string(value) + b'"'
+    return _json(value)
+
+
+def _image_lists(record: ArticleRecord) -> list[list[Any]]:
+    return [[image.position, image.url, image.caption] for image in record.images]
 
 
 def order_key(published_on: date, article_key: str) -> tuple[Any, ...]:
@@ -266,11 +392,18 @@ def _images_json(images: Iterable[ImageRecord]) -> list[dict[str, Any]]:
 
 
 class _Seqs:
-    """change_seq numbers of one writing transaction, handed out after ``start``."""
+    """change_seq numbers of one writing transaction, handed out after ``start``; on SQLite
+    also the ids of new articles, after ``last_id`` (its write lock keeps other writers out)."""
 
-    def __init__(self, start: int) -> None:
+    def __init__(self, start: int, last_id: int | None = None) -> None:
         self.start = start
         self.last = start
+        self.last_id = last_id
+
+    def next_id(self) -> int:
+        assert self.last_id is not None
+        self.last_id += 1
+        return self.last_id
 
     def next(self) -> int:
         self.last += 1
@@ -294,6 +427,7 @@ class _Existing:
     last_seen_at: datetime
     duplicate_of: str | None
     near_duplicate_of: str | None
+    near_duplicate_similarity: float | None = None
 
 
 @dataclass
@@ -334,6 +468,22 @@ class _Node:
         )
 
 
+# The columns of ``articles`` that hold an article's content (its version), and those an edit
+# rewrites.
+_CONTENT = (
+    "url",
+    "title",
+    "source",
+    "published_on",
+    "body",
+    "page_count",
+    "complete",
+    "content_hash",
+    "etag",
+    "last_modified",
+)
+_REWRITTEN = (*_CONTENT, "last_seen_at", "text_hash", "minhash", "version", "change_seq")
+
 _NODE_COLUMNS = (
     articles.c.id,
     articles.c.article_key,
@@ -362,6 +512,195 @@ def _node(row: Any) -> _Node:
         near_sim=row.near_duplicate_similarity,
         change_seq=row.change_seq,
     )
+
+
+class _JsonList(TypeDecorator[Sequence[Any]]):
+    """A list of numbers or strings bound as one JSON array (SQLite reads it with json_each)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value))
+
+
+def _is_one_of(dialect: str, column: Any, name: str, item: TypeEngine[Any]) -> ColumnElement[bool]:
+    """``column`` equal to an item of the list bound as ``name``: one parameter however long the
+    list, so the statement's text (and the server's prepared plan) never changes with it."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(item)))
+    values = func.json_each(bindparam(name, type_=_JsonList())).table_valued("value")
+    return column.in_(select(values.c.value))
+
+
+def _is_none_of(dialect: str, column: Any, name: str, item: TypeEngine[Any]) -> ColumnElement[bool]:
+    """``column`` equal to no item of the list bound as ``name`` (see ``_is_one_of``)."""
+    if dialect == "postgresql":
+        return column != all_(bindparam(name, type_=postgresql.ARRAY(item)))
+    values = func.json_each(bindparam(name, type_=_JsonList())).table_valued("value")
+    return column.not_in(select(values.c.value))
+
+
+# PostgreSQL: every look-up of a write reads a few rows through an index. Before the first
+# ANALYZE of a growing table the planner's estimates are far off and it may prefer a scan of a
+# whole table (sequential, or a full index scan feeding a hash or merge join), and a plan that
+# PostgreSQL keeps (psycopg's prepared statements, the foreign-key checks of every inserted row)
+# would keep it: a write would then cost more the bigger the database. With those plans off for
+# the write transaction, every plan made in it, kept ones included, is index look-ups and nested
+# loops. (Forcing custom plans instead would plan each foreign-key check of each inserted row
+# anew: twice the cost of a batch.)
+_PG_WRITE_SETTINGS = (
+    literal_column("set_config('enable_seqscan', 'off', true)"),
+    literal_column("set_config('enable_hashjoin', 'off', true)"),
+    literal_column("set_config('enable_mergejoin', 'off', true)"),
+)
+
+_LSH_INSERT = {
+    # Three arrays in one statement: many times faster than a row-by-row executemany.
+    "postgresql": "INSERT INTO article_lsh_bands (article_id, band, bucket) SELECT * FROM "
+    "unnest(%(ids)s::integer[], %(bands)s::smallint[], %(buckets)s::bigint[])",
+    # Plain tuples to the driver's executemany: no per-row parameter dictionaries.
+    "sqlite": "INSERT INTO article_lsh_bands (article_id, band, bucket) VALUES (?, ?, ?)",
+}
+
+
+class _Sql:
+    """The statements of the write path for one dialect, built once: executing a ready
+    statement skips building it and, through SQLAlchemy's compiled cache, compiling it."""
+
+    def __init__(self, dialect: str) -> None:
+        index_columns = (
+            similarity_index.c.id.label("index_id"),
+            similarity_index.c.signature_format,
+            similarity_index.c.permutations,
+            similarity_index.c.bands,
+            similarity_index.c.rows_per_band,
+            similarity_index.c.threshold,
+        )
+        # The counter's row, locked, and the similarity index's row (see ``_writing``).
+        self.index: Any = None
+        if dialect == "postgresql":
+            # Read after the lock is granted, by a statement of its own: the statement that
+            # waited for the lock sees other tables as they were when it started.
+            self.lock = (
+                select(*_PG_WRITE_SETTINGS, change_counter.c.value)
+                .where(change_counter.c.id == 1)
+                .with_for_update()
+            )
+            self.index = select(*index_columns).where(similarity_index.c.id == 1)
+        else:
+            # BEGIN IMMEDIATE took the write lock before this first read: it sees the latest.
+            self.lock = (
+                select(
+                    change_counter.c.value,
+                    *index_columns,
+                    select(func.coalesce(func.max(articles.c.id), 0))
+                    .scalar_subquery()
+                    .label("last_id"),
+                )
+                .select_from(change_counter.outerjoin(similarity_index, similarity_index.c.id == 1))
+                .where(change_counter.c.id == 1)
+            )
+        self.bump = (
+            update(change_counter)
+            .where(change_counter.c.id == 1)
+            .values(value=bindparam("b_value", type_=BigInteger))
+        )
+        self.existing = select(
+            articles.c.article_key,
+            articles.c.id,
+            articles.c.content_hash,
+            articles.c.text_hash,
+            articles.c.version,
+            articles.c.complete,
+            articles.c.published_on,
+            articles.c.last_seen_at,
+            articles.c.duplicate_of,
+            articles.c.near_duplicate_of,
+            articles.c.near_duplicate_similarity,
+        ).where(_is_one_of(dialect, articles.c.article_key, "keys", String()))
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.insert_new = insert(articles).on_conflict_do_nothing(
+            index_elements=[articles.c.article_key]
+        )
+        if dialect == "postgresql":
+            self.insert_new = self.insert_new.returning(articles.c.article_key, articles.c.id)
+        # Which of the rows given their ids (from ``first_id`` on) were inserted.
+        self.inserted = select(articles.c.article_key, articles.c.id).where(
+            articles.c.id >= bindparam("first_id", type_=Integer)
+        )
+        self.rewrite = (
+            update(articles)
+            .where(articles.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in _REWRITTEN})
+        )
+        self.validators = (
+            update(articles)
+            .where(articles.c.id == bindparam("row_id"))
+            .values(etag=bindparam("new_etag"), last_modified=bindparam("new_last_modified"))
+        )
+        seen_at = bindparam("seen_at", type_=articles.c.last_seen_at.type)
+        self.touch = (
+            update(articles)
+            .where(
+                _is_one_of(dialect, articles.c.id, "ids", Integer()),
+                articles.c.last_seen_at < seen_at,
+            )
+            .values(last_seen_at=seen_at)
+        )
+        self.delete_images = delete(article_images).where(
+            _is_one_of(dialect, article_images.c.article_id, "ids", Integer())
+        )
+        self.insert_images = article_images.insert()
+        self.insert_versions = article_versions.insert()
+        self.delete_bands = delete(article_lsh_bands).where(
+            _is_one_of(dialect, article_lsh_bands.c.article_id, "ids", Integer())
+        )
+        self.insert_bands = _LSH_INSERT[dialect]
+        self.nodes_by_id = select(*_NODE_COLUMNS).where(
+            _is_one_of(dialect, articles.c.id, "ids", Integer())
+        )
+        # The other articles of some texts (those in hand left out).
+        self.nodes_by_text = select(*_NODE_COLUMNS).where(
+            _is_one_of(dialect, articles.c.text_hash, "texts", String()),
+            _is_none_of(dialect, articles.c.id, "known", Integer()),
+        )
+        self.nodes_by_near = select(*_NODE_COLUMNS).where(
+            _is_one_of(dialect, articles.c.near_duplicate_of, "keys", String())
+        )
+        # The articles sharing a bucket with the subjects, with what the marking needs of them.
+        bands = article_lsh_bands.join(articles, articles.c.id == article_lsh_bands.c.article_id)
+        if dialect == "postgresql":
+            wanted = bands
+            bucket_condition = _is_one_of(
+                dialect, article_lsh_bands.c.bucket, "buckets", BigInteger()
+            )
+        else:
+            # Bucket by bucket from the list into the index: faster than IN (list) on SQLite.
+            buckets = func.json_each(bindparam("buckets", type_=_JsonList())).table_valued("value")
+            wanted = buckets.join(bands, article_lsh_bands.c.bucket == buckets.c.value)
+            bucket_condition = true()
+        self.candidates = (
+            select(article_lsh_bands.c.bucket, *_NODE_COLUMNS)
+            .select_from(wanted)
+            .where(
+                bucket_condition,
+                _is_none_of(dialect, article_lsh_bands.c.article_id, "subjects", Integer()),
+            )
+        )
+        self.write_marks = (
+            update(articles)
+            .where(articles.c.id == bindparam("b_id"))
+            .values(
+                duplicate_of=bindparam("b_dup"),
+                near_duplicate_of=bindparam("b_near"),
+                near_duplicate_similarity=bindparam("b_sim"),
+                change_seq=bindparam("b_seq"),
+            )
+        )
+
+
+_sql = cache(_Sql)
 
 
 class Repository:
@@ -415,35 +754,20 @@ class Repository:
                 yield connection
 
     @contextmanager
-    def _writing(self, action: str) -> Iterator[tuple[Connection, _Seqs]]:
-        """A write transaction holding the change counter's lock, and its change numbers."""
+    def _writing(self, action: str) -> Iterator[tuple[Connection, _Seqs, Any]]:
+        """A write transaction holding the change counter's lock, its change numbers, and the
+        row of ``similarity_index`` (None when there is none yet), read with the lock."""
         with self._transaction(action, write=True) as connection:
-            if connection.dialect.name == "postgresql":
-                # Every look-up here goes through an index, but before PostgreSQL's first
-                # ANALYZE of a growing table its planner may prefer scans (and psycopg's
-                # prepared statements keep such a plan): a write would then cost more the
-                # bigger the database. Said for this transaction only.
-                connection.execute(
-                    text(
-                        "SELECT set_config('enable_seqscan', 'off', true), "
-                        "set_config('plan_cache_mode', 'force_custom_plan', true)"
-                    )
-                )
-            start = connection.execute(
-                select(change_counter.c.value).where(change_counter.c.id == 1).with_for_update()
-            ).scalar_one()
-            seqs = _Seqs(int(start))
-            yield connection, seqs
+            sql = _sql(connection.dialect.name)
+            row = connection.execute(sql.lock).one()
+            seqs = _Seqs(int(row.value), getattr(row, "last_id", None))
+            if sql.index is not None:
+                index = connection.execute(sql.index).one_or_none()
+            else:
+                index = row if row.index_id is not None else None
+            yield connection, seqs, index
             if seqs.last != seqs.start:
-                connection.execute(
-                    update(change_counter).where(change_counter.c.id == 1).values(value=seqs.last)
-                )
-
-    def _insert(self) -> Any:
-        """The dialect's INSERT construct, which knows ON CONFLICT."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert
-        return sqlite.insert
+                connection.execute(sql.bump, {"b_value": seqs.last})
 
     # --- articles ---------------------------------------------------------------------------
 
@@ -454,14 +778,23 @@ class Repository:
         return self._hasher
 
     def sign(self, records: Iterable[ArticleRecord]) -> None:
-        """Give every record without a fitting MinHash signature one (pure CPU work: callers
-        may do it before ``save_articles``, away from the write transaction)."""
+        """Compute the content fingerprints of every record that lacks fitting ones: its
+        MinHash signature and LSH buckets, its content and text hashes (pure CPU work: callers
+        may do it before ``save_articles``, away from the write transaction; ``save_articles``
+        does it for the records that need it)."""
+        records = list(records)
         size = 4 * self._layout.permutations
         unsigned = [r for r in records if r.signature is None or len(r.signature) != size]
         if unsigned:
             signatures = self.hasher.sign_many((r.title, r.body) for r in unsigned)
             for record, signature in zip(unsigned, signatures, strict=True):
                 record.signature = signature
+        for record in records:
+            basis = _basis(record)
+            if record._prints is None or not record._prints.fits(basis, self._layout):
+                content, text_ = _fingerprints(record)
+                buckets = self._layout.buckets(cast(bytes, record.signature))
+                record._prints = _Prints(basis, content, text_, self._layout, buckets)
 
     def save_articles(
         self, records: Sequence[ArticleRecord], seen_at: datetime, run_id: int | None = None
@@ -478,11 +811,15 @@ class Repository:
         # statements (and any other writer's row locks) in one order.
         keys = sorted(by_key)
         self.sign(by_key.values())
-        hashes = {key: content_hash(by_key[key]) for key in keys}
-        texts = {key: text_hash(by_key[key].title, by_key[key].body) for key in keys}
+        hashes: dict[str, str] = {}
+        texts: dict[str, str] = {}
+        for key in keys:
+            prints = cast(_Prints, by_key[key]._prints)
+            hashes[key], texts[key] = prints.content_hash, prints.text_hash
+            self._remember_buckets(cast(bytes, by_key[key].signature), prints.buckets)
         noun = "article" if len(keys) == 1 else "articles"
-        with self._writing(f"saving {len(keys)} {noun}") as (connection, seqs):
-            self._ensure_index(connection, seqs)
+        with self._writing(f"saving {len(keys)} {noun}") as (connection, seqs, index):
+            self._ensure_index(connection, seqs, index)
             existing = self._existing(connection, keys)
             inserted = self._insert_new(
                 connection,
@@ -511,8 +848,9 @@ class Repository:
             if unchanged:
                 self._touch(connection, [existing[k].id for k in unchanged], seen_at)
                 self._set_validators(connection, [(existing[k].id, by_key[k]) for k in unchanged])
+            rewritten: dict[str, int] = {}
             if changed:
-                self._rewrite(
+                rewritten = self._rewrite(
                     connection,
                     [(existing[k], by_key[k]) for k in changed],
                     hashes,
@@ -521,7 +859,7 @@ class Repository:
                     seqs,
                 )
 
-            ids = {**{k: existing[k].id for k in changed}, **inserted}
+            ids = {**{k: existing[k].id for k in changed}, **{k: v[0] for k, v in inserted.items()}}
             written = [k for k in keys if k in ids]
             self._write_images(
                 connection, [ids[k] for k in changed], [(ids[k], by_key[k]) for k in written]
@@ -544,20 +882,47 @@ class Repository:
             )
             # Articles whose place among duplicates may have changed: new ones, new texts, new
             # dates (the old text and date of a changed article matter too: it left a group).
-            moved = [
-                k
-                for k in written
-                if k in inserted
-                or existing[k].text_hash != texts[k]
-                or existing[k].published_on != by_key[k].published_on
-            ]
-            old_texts = {existing[k].text_hash for k in moved if k in existing}
+            # Their rows are as this transaction wrote them: known without reading them back.
+            moved: list[_Node] = []
+            for key in written:
+                record = by_key[key]
+                if key in inserted:
+                    id_, seq = inserted[key]
+                    moved.append(
+                        _Node(
+                            id_,
+                            key,
+                            record.published_on,
+                            texts[key],
+                            record.signature,
+                            None,
+                            None,
+                            None,
+                            seq,
+                        )
+                    )
+                    continue
+                stored = existing[key]
+                if stored.text_hash != texts[key] or stored.published_on != record.published_on:
+                    moved.append(
+                        _Node(
+                            stored.id,
+                            key,
+                            record.published_on,
+                            texts[key],
+                            record.signature,
+                            stored.duplicate_of,
+                            stored.near_duplicate_of,
+                            stored.near_duplicate_similarity,
+                            rewritten[key],
+                        )
+                    )
             nodes = self._mark_duplicates(
                 connection,
                 seqs,
-                [ids[k] for k in moved],
-                old_texts,
-                {ids[k] for k in moved if k in existing},
+                moved,
+                {existing[node.key].text_hash for node in moved if node.key in existing},
+                {node.id for node in moved if node.key in existing},
             )
 
         marks = {node.key: (node.want_dup, node.want_near) for node in nodes.values()}
@@ -575,36 +940,23 @@ class Repository:
         return result
 
     def _existing(self, connection: Connection, keys: Sequence[str]) -> dict[str, _Existing]:
-        """The stored articles among ``keys``, by key."""
-        found: dict[str, _Existing] = {}
-        for chunk in _chunks(keys):
-            rows = connection.execute(
-                select(
-                    articles.c.article_key,
-                    articles.c.id,
-                    articles.c.content_hash,
-                    articles.c.text_hash,
-                    articles.c.version,
-                    articles.c.complete,
-                    articles.c.published_on,
-                    articles.c.last_seen_at,
-                    articles.c.duplicate_of,
-                    articles.c.near_duplicate_of,
-                ).where(articles.c.article_key.in_(chunk))
+        """The stored articles among ``keys``, by key (one statement)."""
+        rows = connection.execute(_sql(connection.dialect.name).existing, {"keys": list(keys)})
+        return {
+            row.article_key: _Existing(
+                id=row.id,
+                content_hash=row.content_hash,
+                text_hash=row.text_hash,
+                version=row.version,
+                complete=row.complete,
+                published_on=row.published_on,
+                last_seen_at=row.last_seen_at,
+                duplicate_of=row.duplicate_of,
+                near_duplicate_of=row.near_duplicate_of,
+                near_duplicate_similarity=row.near_duplicate_similarity,
             )
-            for row in rows:
-                found[row.article_key] = _Existing(
-                    id=row.id,
-                    content_hash=row.content_hash,
-                    text_hash=row.text_hash,
-                    version=row.version,
-                    complete=row.complete,
-                    published_on=row.published_on,
-                    last_seen_at=row.last_seen_at,
-                    duplicate_of=row.duplicate_of,
-                    near_duplicate_of=row.near_duplicate_of,
-                )
-        return found
+            for row in rows
+        }
 
     def _insert_new(
         self,
@@ -614,30 +966,37 @@ class Repository:
         texts: Mapping[str, str],
         seen_at: datetime,
         seqs: _Seqs,
-    ) -> dict[str, int]:
-        """Insert the rows of ``records``; ``{article_key: id}`` of those this call inserted."""
+    ) -> dict[str, tuple[int, int]]:
+        """Insert the rows of ``records``; ``{article_key: (id, change_seq)}`` of those this
+        call inserted (the others were there already: a concurrent writer's)."""
         if not records:
             return {}
-        rows = [
-            {
-                **self._content_values(record, hashes[record.article_key]),
-                "article_key": record.article_key,
-                "first_seen_at": seen_at,
-                "last_seen_at": seen_at,
-                "text_hash": texts[record.article_key],
-                "minhash": record.signature,
-                "version": 1,
-                "change_seq": seqs.next(),
-            }
-            for record in records
-        ]
-        statement: Insert = (
-            self._insert()(articles)
-            .on_conflict_do_nothing(index_elements=[articles.c.article_key])
-            .returning(articles.c.article_key, articles.c.id)
-        )
-        # executemany with RETURNING: SQLAlchemy batches it as multi-row INSERTs on both dialects.
-        return {key: id_ for key, id_ in connection.execute(statement, rows)}
+        rows = []
+        for record in records:
+            row = self._content_values(record, hashes[record.article_key])
+            row["article_key"] = record.article_key
+            row["first_seen_at"] = row["last_seen_at"] = seen_at
+            row["text_hash"] = texts[record.article_key]
+            row["minhash"] = record.signature
+            row["version"] = 1
+            row["change_seq"] = seqs.next()
+            rows.append(row)
+        seq_of = {row["article_key"]: row["change_seq"] for row in rows}
+        sql = _sql(connection.dialect.name)
+        if seqs.last_id is None:
+            # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs.
+            found = connection.execute(sql.insert_new, rows)
+            return {key: (id_, seq_of[key]) for key, id_ in found}
+        # SQLite: the ids are ours to give (no other writer until we commit); a plain
+        # executemany costs less than RETURNING. A row whose key was there after all
+        # (``_existing`` missed it) is skipped: only then are the ids read back.
+        first_id = seqs.last_id + 1
+        for row in rows:
+            row["id"] = seqs.next_id()
+        if connection.execute(sql.insert_new, rows).rowcount == len(rows):
+            return {row["article_key"]: (row["id"], row["change_seq"]) for row in rows}
+        found = connection.execute(sql.inserted, {"first_id": first_id})
+        return {key: (id_, seq_of[key]) for key, id_ in found}
 
     @staticmethod
     def _content_values(record: ArticleRecord, hash_: str) -> dict[str, Any]:
@@ -663,21 +1022,14 @@ class Repository:
             if r.etag or r.last_modified
         ]
         if params:
-            connection.execute(
-                update(articles)
-                .where(articles.c.id == bindparam("row_id"))
-                .values(etag=bindparam("new_etag"), last_modified=bindparam("new_last_modified")),
-                params,
-            )
+            connection.execute(_sql(connection.dialect.name).validators, params)
 
     @staticmethod
     def _touch(connection: Connection, ids: Sequence[int], seen_at: datetime) -> None:
         """Move ``last_seen_at`` of unchanged articles forward (never back); nothing else."""
-        for chunk in _chunks(ids):
+        if ids:
             connection.execute(
-                update(articles)
-                .where(articles.c.id.in_(chunk), articles.c.last_seen_at < seen_at)
-                .values(last_seen_at=seen_at)
+                _sql(connection.dialect.name).touch, {"ids": list(ids), "seen_at": seen_at}
             )
 
     def _rewrite(
@@ -688,41 +1040,27 @@ class Repository:
         texts: Mapping[str, str],
         seen_at: datetime,
         seqs: _Seqs,
-    ) -> None:
-        """Overwrite the content of changed articles: next version, new change_seq."""
-        names = (
-            *self._content_values(changes[0][1], "").keys(),
-            "last_seen_at",
-            "text_hash",
-            "minhash",
-            "version",
-            "change_seq",
-        )
-        statement = (
-            update(articles)
-            .where(articles.c.id == bindparam("b_id"))
-            .values({name: bindparam(f"b_{name}") for name in names})
-        )
-        connection.execute(
-            statement,
-            [
-                {
-                    "b_id": stored.id,
-                    **{
-                        f"b_{name}": value
-                        for name, value in self._content_values(
-                            record, hashes[record.article_key]
-                        ).items()
-                    },
-                    "b_last_seen_at": max(stored.last_seen_at, seen_at),
-                    "b_text_hash": texts[record.article_key],
-                    "b_minhash": record.signature,
-                    "b_version": stored.version + 1,
-                    "b_change_seq": seqs.next(),
-                }
-                for stored, record in changes
-            ],
-        )
+    ) -> dict[str, int]:
+        """Overwrite the content of changed articles: next version, new change_seq (returned,
+        by key)."""
+        rows = []
+        for stored, record in changes:
+            row = {
+                f"b_{name}": value
+                for name, value in self._content_values(record, hashes[record.article_key]).items()
+            }
+            row["b_id"] = stored.id
+            row["b_last_seen_at"] = max(stored.last_seen_at, seen_at)
+            row["b_text_hash"] = texts[record.article_key]
+            row["b_minhash"] = record.signature
+            row["b_version"] = stored.version + 1
+            row["b_change_seq"] = seqs.next()
+            rows.append(row)
+        connection.execute(_sql(connection.dialect.name).rewrite, rows)
+        return {
+            record.article_key: row["b_change_seq"]
+            for (_, record), row in zip(changes, rows, strict=True)
+        }
 
     @staticmethod
     def _write_images(
@@ -731,15 +1069,16 @@ class Repository:
         written: Sequence[tuple[int, ArticleRecord]],
     ) -> None:
         """Delete the images of the ``replaced`` articles, insert those of the ``written``."""
-        for chunk in _chunks(replaced):
-            connection.execute(delete(article_images).where(article_images.c.article_id.in_(chunk)))
+        sql = _sql(connection.dialect.name)
+        if replaced:
+            connection.execute(sql.delete_images, {"ids": list(replaced)})
         rows = [
             {"article_id": id_, "position": i.position, "url": i.url, "caption": i.caption}
             for id_, record in written
             for i in record.images
         ]
         if rows:
-            connection.execute(article_images.insert(), rows)
+            connection.execute(sql.insert_images, rows)
 
     @staticmethod
     def _write_versions(
@@ -752,7 +1091,7 @@ class Repository:
         if not versions:
             return
         connection.execute(
-            article_versions.insert(),
+            _sql(connection.dialect.name).insert_versions,
             [
                 {
                     "article_id": id_,
@@ -780,81 +1119,75 @@ class Repository:
         signed: Sequence[tuple[int, bytes]],
     ) -> None:
         """Replace the LSH bands of the ``replaced`` articles, add those of the ``signed``."""
-        for chunk in _chunks(replaced):
-            connection.execute(
-                delete(article_lsh_bands).where(article_lsh_bands.c.article_id.in_(chunk))
-            )
+        sql = _sql(connection.dialect.name)
+        if replaced:
+            connection.execute(sql.delete_bands, {"ids": list(replaced)})
         if not signed:
             return
-        ids: list[int] = []
-        bands: list[int] = []
-        buckets: list[int] = []
-        for id_, signature in signed:
-            for band, bucket in enumerate(self._buckets(signature)):
-                ids.append(id_)
-                bands.append(band)
-                buckets.append(bucket)
         if connection.dialect.name == "postgresql":
-            # Three arrays in one statement: many times faster than a row-by-row executemany.
-            connection.execute(
-                text(
-                    "INSERT INTO article_lsh_bands (article_id, band, bucket) SELECT * FROM "
-                    "unnest(CAST(:ids AS integer[]), CAST(:bands AS smallint[]), "
-                    "CAST(:buckets AS bigint[]))"
-                ),
-                {"ids": ids, "bands": bands, "buckets": buckets},
+            ids: list[int] = []
+            bands: list[int] = []
+            buckets: list[int] = []
+            for id_, signature in signed:
+                found = self._buckets(signature)
+                ids += [id_] * len(found)
+                bands += range(len(found))
+                buckets += found
+            connection.exec_driver_sql(
+                sql.insert_bands, {"ids": ids, "bands": bands, "buckets": buckets}
             )
         else:
-            # Plain tuples to the driver's executemany: no per-row parameter dictionaries.
-            connection.exec_driver_sql(
-                "INSERT INTO article_lsh_bands (article_id, band, bucket) VALUES (?, ?, ?)",
-                list(zip(ids, bands, buckets, strict=True)),
-            )
+            rows: list[tuple[int, int, int]] = []
+            for id_, signature in signed:
+                found = self._buckets(signature)
+                rows += zip(repeat(id_), range(len(found)), found)
+            connection.exec_driver_sql(sql.insert_bands, rows)
 
     def _buckets(self, signature: bytes) -> list[int]:
         """The LSH buckets of ``signature`` (remembered: a batch asks for them twice)."""
         found = self._bucket_cache.get(signature)
         if found is None:
-            if len(self._bucket_cache) >= 4096:
-                self._bucket_cache.clear()
-            found = self._bucket_cache[signature] = self._layout.buckets(signature)
+            found = self._layout.buckets(signature)
+            self._remember_buckets(signature, found)
         return found
+
+    def _remember_buckets(self, signature: bytes, buckets: list[int]) -> None:
+        if len(self._bucket_cache) >= 4096:
+            self._bucket_cache.clear()
+        self._bucket_cache[signature] = buckets
 
     # --- duplicate marks --------------------------------------------------------------------
 
-    def _nodes(self, connection: Connection, *conditions: Any) -> list[_Node]:
-        statement = select(*_NODE_COLUMNS).where(or_(*conditions))
-        return [_node(row) for row in connection.execute(statement)]
+    @staticmethod
+    def _nodes(connection: Connection, statement: Any, params: dict[str, Any]) -> list[_Node]:
+        return [_node(row) for row in connection.execute(statement, params)]
 
     def _mark_duplicates(
         self,
         connection: Connection,
         seqs: _Seqs,
-        moved_ids: Sequence[int],
+        moved: Sequence[_Node],
         old_texts: set[str],
         rewritten_ids: set[int],
     ) -> dict[int, _Node]:
-        """Bring the duplicate marks up to date after the ``moved_ids`` articles were written
-        with a new text or date (``rewritten_ids``: those that existed, ``old_texts``: the
-        texts they had); return the
-        articles looked at, by id, with their decided marks (changed ones are written).
+        """Bring the duplicate marks up to date after the ``moved`` articles (their rows as
+        just written) were written with a new text or date (``rewritten_ids``: those that
+        existed, ``old_texts``: the texts they had); return the articles looked at, by id,
+        with their decided marks (changed ones are written).
 
         The marks are those a fresh computation over the whole database would give, so the
         order in which articles arrive does not matter.
         """
-        nodes: dict[int, _Node] = {}
-        if not moved_ids:
+        nodes: dict[int, _Node] = {node.id: node for node in moved}
+        if not moved:
             return nodes
-        for chunk in _chunks(list(moved_ids)):
-            for node in self._nodes(connection, articles.c.id.in_(chunk)):
-                nodes[node.id] = node
-        moved = [nodes[id_] for id_ in moved_ids]
+        sql = _sql(connection.dialect.name)
 
         # Exact duplicates: every article of every text involved, the earliest the original.
         texts = {node.text_hash for node in moved} | old_texts
-        for text_chunk in _chunks(sorted(texts)):
-            for node in self._nodes(connection, articles.c.text_hash.in_(text_chunk)):
-                nodes.setdefault(node.id, node)
+        known = {"texts": sorted(texts), "known": sorted(nodes)}
+        for node in self._nodes(connection, sql.nodes_by_text, known):
+            nodes.setdefault(node.id, node)
         groups: dict[str, list[_Node]] = defaultdict(list)
         for node in nodes.values():
             if node.text_hash in texts:
@@ -872,10 +1205,15 @@ class Repository:
                 elif node.duplicate_of is not None:
                     recompute.add(node.id)  # no longer a re-post: may be a near-duplicate
 
-        # Articles whose near target changed its text or date, or became a re-post.
-        targets = sorted({nodes[id_].key for id_ in rewritten_ids} | {n.key for n in left_alone})
-        for key_chunk in _chunks(targets):
-            for node in self._nodes(connection, articles.c.near_duplicate_of.in_(key_chunk)):
+        # Articles whose near target changed its text or date, or became a re-post. An article
+        # this transaction inserted is nobody's target yet (the mark is a foreign key).
+        new_ids = {node.id for node in moved} - rewritten_ids
+        targets = sorted(
+            {nodes[id_].key for id_ in rewritten_ids}
+            | {n.key for n in left_alone if n.id not in new_ids}
+        )
+        if targets:
+            for node in self._nodes(connection, sql.nodes_by_near, {"keys": targets}):
                 node = nodes.setdefault(node.id, node)
                 if node.want_dup is None:
                     recompute.add(node.id)
@@ -893,7 +1231,10 @@ class Repository:
                 ):
                     recompute.add(other.id)
         recompute.difference_update(node.id for node in subjects)
-        candidates.update(self._candidates(connection, [nodes[id_] for id_ in recompute], nodes))
+        if recompute:
+            candidates.update(
+                self._candidates(connection, [nodes[id_] for id_ in recompute], nodes)
+            )
         for id_ in [node.id for node in subjects] + sorted(recompute):
             self._choose_near(nodes[id_], candidates[id_])
 
@@ -904,7 +1245,7 @@ class Repository:
         self, connection: Connection, subjects: Sequence[_Node], known: dict[int, _Node]
     ) -> dict[int, list[_Node]]:
         """The articles sharing an LSH bucket with each subject (not itself), by subject id;
-        the ones not yet in ``known`` are read and added to it."""
+        the ones not yet in ``known`` are added to it. One statement."""
         found: dict[int, list[_Node]] = {subject.id: [] for subject in subjects}
         by_bucket: dict[int, list[int]] = defaultdict(list)
         for subject in subjects:
@@ -916,28 +1257,22 @@ class Repository:
             return found
         pairs: dict[int, set[int]] = defaultdict(set)
         # Subjects sharing a bucket are found from the buckets in hand (their rows in the index
-        # are the same), so the look-up below can leave every subject's own rows out.
+        # are the same), so the look-up below leaves every subject's own rows out.
         for ids in by_bucket.values():
             if len(ids) > 1:
                 for subject_id in ids:
                     pairs[subject_id].update(id_ for id_ in ids if id_ != subject_id)
         subject_ids = sorted({id_ for ids in by_bucket.values() for id_ in ids})
-        exclude = len(subject_ids) <= _NUMBERS_PER_SELECT // 2
-        size = _NUMBERS_PER_SELECT - (len(subject_ids) if exclude else 0)
-        for chunk in _chunks(sorted(by_bucket), size):
-            statement = select(article_lsh_bands.c.article_id, article_lsh_bands.c.bucket).where(
-                article_lsh_bands.c.bucket.in_(chunk)
-            )
-            if exclude:
-                statement = statement.where(article_lsh_bands.c.article_id.not_in(subject_ids))
-            for article_id, bucket in connection.execute(statement):
-                for subject_id in by_bucket[bucket]:
-                    if article_id != subject_id:
-                        pairs[subject_id].add(article_id)
-        unknown = sorted({id_ for ids in pairs.values() for id_ in ids} - known.keys())
-        for chunk in _chunks(unknown, _NUMBERS_PER_SELECT):
-            for node in self._nodes(connection, articles.c.id.in_(chunk)):
-                known[node.id] = node
+        rows = connection.execute(
+            _sql(connection.dialect.name).candidates,
+            {"buckets": sorted(by_bucket), "subjects": subject_ids},
+        )
+        for row in rows:
+            node = known.get(row.id)
+            if node is None:
+                node = known[row.id] = _node(row)
+            for subject_id in by_bucket[row.bucket]:
+                pairs[subject_id].add(node.id)
         for subject_id, matched in pairs.items():
             found[subject_id] = [known[id_] for id_ in sorted(matched) if id_ in known]
         return found
@@ -967,14 +1302,7 @@ class Repository:
         if not nodes:
             return
         connection.execute(
-            update(articles)
-            .where(articles.c.id == bindparam("b_id"))
-            .values(
-                duplicate_of=bindparam("b_dup"),
-                near_duplicate_of=bindparam("b_near"),
-                near_duplicate_similarity=bindparam("b_sim"),
-                change_seq=bindparam("b_seq"),
-            ),
+            _sql(connection.dialect.name).write_marks,
             [
                 {
                     "b_id": node.id,
@@ -993,8 +1321,8 @@ class Repository:
         """Make the stored signatures, LSH bands and near-duplicate marks fit this repository's
         settings (after a migration from 0001 or a settings change); return how many articles
         were re-indexed (0: nothing to do). ``save_articles`` does it too when needed."""
-        with self._writing("indexing articles for near-duplicates") as (connection, seqs):
-            return self._ensure_index(connection, seqs)
+        with self._writing("indexing articles for near-duplicates") as (connection, seqs, index):
+            return self._ensure_index(connection, seqs, index)
 
     def _index_row(self) -> dict[str, Any]:
         return {
@@ -1005,9 +1333,10 @@ class Repository:
             "threshold": self._threshold,
         }
 
-    def _ensure_index(self, connection: Connection, seqs: _Seqs) -> int:
+    def _ensure_index(self, connection: Connection, seqs: _Seqs, row: Any) -> int:
+        """Rebuild the index unless ``row`` (of ``similarity_index``, read with the counter's
+        lock in this transaction; None: there is none) says it fits this repository."""
         wanted = self._index_row()
-        row = connection.execute(select(similarity_index)).one_or_none()
         if row is not None and all(getattr(row, k) == v for k, v in wanted.items()):
             return 0
         same_signatures = row is not None and (row.signature_format, row.permutations) == (
@@ -1038,9 +1367,7 @@ class Repository:
                 )
             ).all()
             stale = [
-                row
-                for row in rows
-                if resign_all or row.minhash is None or len(row.minhash) != size
+                row for row in rows if resign_all or row.minhash is None or len(row.minhash) != size
             ]
             fresh = dict(
                 zip(
@@ -1059,7 +1386,12 @@ class Repository:
                 )
             self._write_bands(connection, [], signed)
         for chunk in _chunks(ids, _REBUILD_CHUNK):
-            nodes = {node.id: node for node in self._nodes(connection, articles.c.id.in_(chunk))}
+            nodes = {
+                node.id: node
+                for node in self._nodes(
+                    connection, _sql(connection.dialect.name).nodes_by_id, {"ids": list(chunk)}
+                )
+            }
             subjects = [node for node in nodes.values() if node.want_dup is None]
             candidates = self._candidates(connection, subjects, nodes)
             for subject in subjects:
@@ -1273,7 +1605,9 @@ class Repository:
             ids = [
                 row.id
                 for chunk in _chunks(sorted(set(keys)), _KEYS_PER_SELECT)
-                for row in connection.execute(select(articles.c.id).where(articles.c.article_key.in_(chunk)))
+                for row in connection.execute(
+                    select(articles.c.id).where(articles.c.article_key.in_(chunk))
+                )
             ]
             self._touch(connection, ids, seen_at)
         return len(ids)
