@@ -15,9 +15,10 @@ def assert_matches_replica(stored: dict, site: ReplicaSite, base_url: str) -> No
     expected = site.expected()
     assert sorted(stored) == sorted(expected)
     base = base_url.rstrip("/")
+    templates = {site.article(i).key: site.article(i).template for i in range(len(site))}
     for key, want in expected.items():
         got = stored[key]
-        where = f"article {key} ({site_template(site, key)})"
+        where = f"article {key} ({templates.get(key, '?')})"
         assert got["title"] == want.title, where
         assert got["source"] == want.source, where
         assert got["published_on"] == want.published_on.isoformat(), where
@@ -28,13 +29,6 @@ def assert_matches_replica(stored: dict, site: ReplicaSite, base_url: str) -> No
         assert got["images"] == [
             (pos, base + path, caption) for pos, path, caption in want.images
         ], where
-
-
-def site_template(site: ReplicaSite, key: str) -> str:
-    for i in range(len(site)):
-        if site.article(i).key == key:
-            return site.article(i).template
-    return "?"
 
 
 def test_crawl_stores_every_reachable_article_exactly_once(
