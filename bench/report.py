@@ -151,6 +151,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_f(c['articles_per_s'])} | {_f(c['cpu_ms_per_page'], 2)} | {_f(c['peak_rss_mb'])} | "
                 f"{_f(100 * c['server_cpu_share'])} % | {ratio} |"
             )
+    lines += workers_table(sizes)
     lines += [
         "",
         "### The server alone (32 keep-alive connections, a Python asyncio client)",
@@ -243,6 +244,41 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def workers_table(sizes: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """The "Distributed workers" table (no lines when no size has the section)."""
+    found = [(n, r["workers"]) for n, r in sizes if r.get("workers")]
+    if not found:
+        return []
+    settings = found[0][1].get("settings", {})
+    idle = settings.get("TIANJIN_FRONTIER_IDLE_TIMEOUT")
+    flush = settings.get("TIANJIN_FLUSH_SECONDS")
+    lines = [
+        "",
+        (
+            "### Distributed workers (medians; K `worker` processes and one seeding `crawl "
+            "--redis` into PostgreSQL; pages/s over the run's own elapsed time, the end-of-crawl "
+            f"wait included: idle timeout {idle} s, flush {flush} s)"
+        ),
+        "",
+        (
+            "| N | workers | runs | pages | run s | seeder process s | pages/s | articles/s | "
+            "CPU ms/page (all processes) | peak RSS MB (largest worker) | pages per worker | "
+            "vs 1 worker pages/s | vs one-process `crawl` → PostgreSQL pages/s |"
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for n, section in found:
+        for k, c in section["by_workers"].items():
+            shares = " / ".join(f"{100 * share:.0f}" for share in c["page_shares"]) + " %"
+            lines.append(
+                f"| {n:,} | {k} | {len(c['runs'])} | {_f(c['pages'])} | {_f(c['elapsed_s'], 2)} | "
+                f"{_f(c['wall_s'], 2)} | {_f(c['pages_per_s'])} | {_f(c['articles_per_s'])} | "
+                f"{_f(c['cpu_ms_per_page'], 2)} | {_f(c['peak_rss_mb'])} | {shares} | "
+                f"{_f(c['vs_one_worker'], 2)} | {_f(c['vs_single_process'], 2)} |"
+            )
+    return lines
+
+
 def plot(results: dict[str, Any], path: Path) -> str:
     """Throughput and peak RSS against N; a sentence saying what was done."""
     try:
@@ -255,7 +291,41 @@ def plot(results: dict[str, Any], path: Path) -> str:
     sizes = _sizes(results)
     if not sizes:
         return "no sizes measured: no plot written"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    distributed = [(n, r["workers"]["by_workers"]) for n, r in sizes if r.get("workers")]
+    if distributed:
+        fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+        for n, by_workers in distributed:
+            ks = [int(k) for k in by_workers]
+            line = ax3.plot(
+                ks,
+                [c["pages_per_s"] for c in by_workers.values()],
+                marker="o",
+                label=f"N = {n:,}",
+            )[0]
+            single = dict(sizes)[n].get("crawl_postgresql")
+            if single:
+                ax3.axhline(
+                    single["pages_per_s"],
+                    color=line.get_color(),
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"one process, N = {n:,}",
+                )
+        ax3.set_xticks(sorted({int(k) for _, b in distributed for k in b}))
+        ax3.set_xlabel("workers")
+        ax3.set_ylabel("pages/s")
+        ax3.set_title("Distributed crawl → PostgreSQL")
+        # axhline does not widen the axis: leave room above the highest figure and line.
+        singles = [dict(sizes)[n].get("crawl_postgresql") for n, _ in distributed]
+        highest = max(
+            [c["pages_per_s"] for _, b in distributed for c in b.values()]
+            + [single["pages_per_s"] for single in singles if single]
+        )
+        ax3.set_ylim(0, 1.3 * highest)
+        ax3.grid(True, alpha=0.3)
+        ax3.legend(loc="lower right", fontsize="small")
+    else:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (
         ("crawl_bare", "bare Scrapy"),
         ("crawl_sqlite", "crawl → SQLite"),

@@ -12,23 +12,32 @@ Rules:
   the next) and every figure is the median over the repeats; ratios are ratios of medians;
 * crawl throughput is pages served (the server's log, robots.txt included) over Scrapy's
   ``elapsed_time_seconds`` (engine start to close, the same clock for every contender), so
-  interpreter start-up and migrations are left out of pages/s but not out of CPU or RSS.
+  interpreter start-up and migrations are left out of pages/s but not out of CPU or RSS;
+* a distributed crawl (K ``tianjin-updates worker`` processes and the seeding ``crawl
+  --redis``, started together, each through the launcher) is timed by its run's own
+  ``elapsed_time_seconds`` (the seeder's clock: run started to run finished, the end-of-crawl
+  wait and the workers' leaving included); its CPU is every process's, its peak RSS the
+  largest worker's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import gc
 import json
 import os
 import platform
+import queue
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -67,41 +76,139 @@ class ChildRun:
     stderr: str
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The database and Redis of every child come from its command line: a TIANJIN_REDIS_URL in
+    # the caller's shell would otherwise turn each `crawl` into a distributed one.
+    env.pop("TIANJIN_UPDATES_DB", None)
+    env.pop("TIANJIN_REDIS_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Child:
+    """One command started through ``bench/spawn.py`` (its own process group, so that stopping
+    it stops the command too); ``result()`` once it has ended."""
+
+    def __init__(self, cmd: Sequence[str], cwd: Path) -> None:
+        self._tmp = tempfile.TemporaryDirectory()
+        self._files = Path(self._tmp.name)
+        launcher = [
+            sys.executable,
+            "-S",
+            str(REPO_ROOT / "bench" / "spawn.py"),
+            str(self._files / "usage.json"),
+        ]
+        self.ended: float | None = None
+        with (
+            open(self._files / "stdout", "w", encoding="utf-8") as out,
+            open(self._files / "stderr", "w", encoding="utf-8") as err,
+        ):
+            self.started = time.monotonic()
+            self.proc = subprocess.Popen(
+                [*launcher, *cmd],
+                cwd=str(cwd),
+                env=_child_env(),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit status; ``subprocess.TimeoutExpired`` when it runs past ``timeout``."""
+        code = self.proc.wait(timeout=timeout)
+        if self.ended is None:
+            self.ended = time.monotonic()
+        return code
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to its process group; SIGKILL to whatever of it is left after ``grace``
+        seconds (the launcher dies at once, the command it started may take a while)."""
+        if self.proc.poll() is not None:
+            return
+        group = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        self.proc.wait()
+
+    def result(self) -> ChildRun:
+        code = self.wait()
+        usage_file = self._files / "usage.json"
+        usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
+        run = ChildRun(
+            code=code,
+            wall_s=(self.ended or time.monotonic()) - self.started,
+            cpu_s=float(usage.get("cpu_s", 0.0)),
+            maxrss_mb=float(usage.get("maxrss_kb", 0)) / 1024,  # KiB on Linux
+            stdout=(self._files / "stdout").read_text(encoding="utf-8", errors="replace"),
+            stderr=(self._files / "stderr").read_text(encoding="utf-8", errors="replace"),
+        )
+        self._tmp.cleanup()
+        return run
+
+
 def run_child(cmd: Sequence[str], cwd: Path, timeout: float = CRAWL_TIMEOUT) -> ChildRun:
     """Run ``cmd`` to the end; its own CPU seconds and peak RSS from ``os.wait4``.
 
     Through ``bench/spawn.py``: Linux carries a process's peak RSS over ``exec``, so a command
     forked from this (large) process directly would report this process's RSS as its floor.
     """
-    env = dict(os.environ)
-    env.pop("TIANJIN_UPDATES_DB", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    with (
-        tempfile.TemporaryFile("w+") as out,
-        tempfile.TemporaryFile("w+") as err,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        usage_file = Path(tmp) / "usage.json"
-        launcher = [sys.executable, "-S", str(REPO_ROOT / "bench" / "spawn.py"), str(usage_file)]
-        started = time.monotonic()
-        proc = subprocess.Popen([*launcher, *cmd], cwd=str(cwd), env=env, stdout=out, stderr=err)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        wall = time.monotonic() - started
-        usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
-        out.seek(0)
-        err.seek(0)
-        return ChildRun(
-            code=code,
-            wall_s=wall,
-            cpu_s=float(usage.get("cpu_s", 0.0)),
-            maxrss_mb=float(usage.get("maxrss_kb", 0)) / 1024,  # KiB on Linux
-            stdout=out.read(),
-            stderr=err.read(),
-        )
+    child = Child(cmd, cwd)
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.stop(grace=0)
+    return child.result()
+
+
+def run_children(
+    cmds: Sequence[Sequence[str]], cwd: Path, timeout: float = CRAWL_TIMEOUT
+) -> list[ChildRun]:
+    """Run several commands at once (started in the order given), each through
+    ``bench/spawn.py`` as ``run_child`` does: every one's own CPU seconds and peak RSS, and its
+    wall seconds from its own start to its own exit (a thread per child waits for it, so the
+    end is not rounded to a polling interval). When one exits with a non-zero status, or the
+    timeout passes, the others are stopped: nothing is left waiting for a crawl that failed."""
+    children: list[Child] = []
+    threads: list[threading.Thread] = []
+    ended: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def watch(index: int, child: Child) -> None:
+        child.wait()
+        ended.put(index)
+
+    try:
+        for cmd in cmds:
+            children.append(Child(cmd, cwd))
+        for i, child in enumerate(children):
+            threads.append(threading.Thread(target=watch, args=(i, child), daemon=True))
+            threads[-1].start()
+        deadline = time.monotonic() + timeout
+        for _ in children:
+            try:
+                index = ended.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if children[index].proc.returncode != 0:
+                break
+    finally:
+        for child in children:
+            child.stop()
+    for thread in threads:
+        thread.join()
+    return [child.result() for child in children]
 
 
 def cli_path() -> str:
@@ -351,6 +458,187 @@ def pg_base_url(url: str | None) -> str | None:
     finally:
         engine.dispose()
     return rendered
+
+
+# --- distributed workers ----------------------------------------------------------------------
+
+#: Settings of a distributed crawl beyond ``speed_settings``: the end of the crawl is found by
+#: waiting (the queue empty with nothing in flight for the idle timeout, a worker's last partial
+#: batch written after the flush interval), and the defaults (5 s, 0.5 s polls, 5 s) would add
+#: up to ten seconds to every crawl. These are the project's tests' values.
+FRONTIER_SETTINGS: dict[str, Any] = {
+    "TIANJIN_FRONTIER_IDLE_TIMEOUT": 1,
+    "TIANJIN_FRONTIER_POLL_INTERVAL": 0.2,
+    "TIANJIN_FLUSH_SECONDS": 1,
+}
+#: How long a worker waits for its crawl to be seeded before giving up (exit 1).
+WORKER_WAIT = "120s"
+
+
+def redis_base_url(url: str | None) -> str | None:
+    """``url`` when that Redis answers; None when no URL was given; exits when it is down."""
+    if not url:
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise SystemExit(f"bench: Redis at {url} is unreachable: {exc}") from None
+    finally:
+        client.close()
+    return url
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix``; how many there were."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.unlink(*keys[i : i + 500])
+        return len(keys)
+    finally:
+        client.close()
+
+
+def _distributed_record(db_url: str) -> tuple[str, dict[str, Any], int]:
+    """The status and statistics of the database's last run, and its number of articles."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                sa.text("SELECT status, stats FROM crawl_runs ORDER BY id DESC LIMIT 1")
+            ).one()
+            stored = connection.execute(sa.text("SELECT count(*) FROM articles")).scalar_one()
+    finally:
+        engine.dispose()
+    stats = row.stats if isinstance(row.stats, dict) else json.loads(row.stats)
+    return str(row.status), dict(stats), int(stored)
+
+
+def _outputs(runs: Sequence[ChildRun], names: Sequence[str]) -> str:
+    return "\n".join(
+        f"--- {name}: exit {run.code}\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"
+        for name, run in zip(names, runs, strict=True)
+    )
+
+
+def crawl_workers(
+    server: Server, pg: str, redis_url: str, workers: int, expected: int, work: Path
+) -> dict[str, Any]:
+    """One distributed crawl of the bench server: ``workers`` `tianjin-updates worker`
+    processes and one seeding ``tianjin-updates crawl --redis``, started together, into a fresh
+    PostgreSQL schema under a key prefix of its own in Redis (its keys deleted after). Fails
+    unless every process exits 0, the run succeeded with ``workers`` workers, and it stored
+    ``expected`` articles."""
+    prefix = f"bench-{uuid.uuid4().hex[:12]}"
+    options = [
+        *speed_settings(server),
+        *(arg for name, value in FRONTIER_SETTINGS.items() for arg in ("-s", f"{name}={value}")),
+        "-s",
+        f"TIANJIN_REDIS_PREFIX={prefix}",
+    ]
+    with pg_schema(pg) as db:
+        worker = [cli_path(), "worker", "--redis", redis_url, "--db", db]
+        worker += ["--wait", WORKER_WAIT, "--progress", "0", *options]
+        seeder = [cli_path(), "crawl", "--redis", redis_url, "--db", db]
+        seeder += ["--start-url", server.base_url, "--progress", "0", *options]
+        mark = server.mark()
+        cpu0 = server.cpu()
+        try:
+            # The workers first: they wait for the crawl the seeder announces.
+            runs = run_children([worker] * workers + [seeder], cwd=work)
+        finally:
+            left = delete_redis_keys(redis_url, prefix)
+        server_cpu = server.cpu() - cpu0
+        names = [f"worker {i + 1}" for i in range(workers)] + ["seeder"]
+        if any(run.code != 0 for run in runs):
+            raise SystemExit(
+                f"bench: the distributed crawl with {workers} workers failed:\n"
+                + _outputs(runs, names)
+            )
+        served = server.requests_since(mark)
+        status, stats, in_table = _distributed_record(db)
+    stored = sum(int(stats.get(f"store/articles_{k}", 0)) for k in ("new", "updated", "unchanged"))
+    shares = {
+        name: int(share.get("pages_fetched") or 0)
+        for name, share in (stats.get("distributed") or {}).get("workers", {}).items()
+    }
+    # A worker exits 0 only after it joined the crawl and saw it done; one that joined when
+    # nothing was left to take has no counts in the run record (its share is 0).
+    if (
+        status != "succeeded"
+        or stored != expected
+        or in_table != expected
+        or not 0 < len(shares) <= workers
+    ):
+        raise SystemExit(
+            f"bench: the distributed crawl with {workers} workers went wrong: run {status}, "
+            f"{stored} articles stored and {in_table} in the table (expected {expected}), "
+            f"{len(shares)} workers in the run record:\n" + _outputs(runs, names)
+        )
+    pages = int(served["count"])
+    elapsed = float(stats["elapsed_time_seconds"])
+    fetched = [p for _, p, _ in served["requests"] if p != "/robots.txt"]
+    seeder_run, worker_runs = runs[-1], runs[:-1]
+    cpu = sum(run.cpu_s for run in runs)
+    fetched_total = sum(shares.values()) or 1
+    page_shares = sorted((n / fetched_total for n in shares.values()), reverse=True)
+    page_shares += [0.0] * (workers - len(page_shares))
+    return {
+        "workers": workers,
+        "pages": pages,
+        "articles": stored,
+        "elapsed_s": elapsed,
+        "wall_s": seeder_run.wall_s,
+        "pages_per_s": pages / elapsed,
+        "articles_per_s": stored / elapsed,
+        "wall_pages_per_s": pages / seeder_run.wall_s,
+        "cpu_s": cpu,
+        "worker_cpu_s": sum(run.cpu_s for run in worker_runs),
+        "seeder_cpu_s": seeder_run.cpu_s,
+        "cpu_ms_per_page": 1000 * cpu / pages,
+        "peak_rss_mb": max(run.maxrss_mb for run in worker_runs),
+        "seeder_peak_rss_mb": seeder_run.maxrss_mb,
+        "server_cpu_share": server_cpu / elapsed,
+        "max_page_share": page_shares[0],
+        "min_page_share": page_shares[-1],
+        "page_shares": page_shares,
+        "idle_workers": sum(1 for share in page_shares if share == 0),
+        "refetched": len(fetched) - len(set(fetched)),
+        "redis_keys_left": left,
+        "statuses": served["statuses"],
+        "server_misses": served["misses"],
+    }
+
+
+def workers_section(
+    by_workers: dict[str, dict[str, Any]], single: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The medians of each worker count, with their ratios: pages/s against one worker's, and
+    against the one-process crawl into PostgreSQL of the same size (when it ran)."""
+    one = by_workers.get("1")
+    for figures in by_workers.values():
+        figures["vs_one_worker"] = figures["pages_per_s"] / one["pages_per_s"] if one else None
+        figures["vs_single_process"] = (
+            figures["pages_per_s"] / single["pages_per_s"] if single else None
+        )
+    return {
+        "settings": dict(FRONTIER_SETTINGS),
+        "by_workers": dict(sorted(by_workers.items(), key=lambda item: int(item[0]))),
+    }
+
+
+def _median_workers(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out = _median_figures(runs)
+    out["page_shares"] = [
+        statistics.median(shares) for shares in zip(*(r["page_shares"] for r in runs), strict=True)
+    ]
+    return out
 
 
 # --- extraction -------------------------------------------------------------------------------
@@ -790,6 +1078,8 @@ def bench_size(
     work: Path,
     skip: set[str],
     server_seconds: float,
+    redis_url: str | None = None,
+    worker_counts: Sequence[int] = (),
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"articles": n, "repeat": repeat}
     log(f"N={n}: rendering the site and starting the server")
@@ -803,6 +1093,9 @@ def bench_size(
         contenders = [c for c in ("sqlite", "postgresql", "bare") if c not in skip]
         if not pg and "postgresql" in contenders:
             contenders.remove("postgresql")
+        # Distributed crawls (K workers and a seeder) alternate with the one-process crawls.
+        if pg and redis_url:
+            contenders += [f"workers:{k}" for k in worker_counts]
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         recrawls: list[dict[str, Any]] = []
         crawled: list[str] | None = None
@@ -811,12 +1104,17 @@ def bench_size(
         # against the server's log of a real crawl.
         computed = [p for p in paths if p != "/robots.txt" and site.allowed(p)]
         bare_urls = [server.base_url.rstrip("/") + p for p in computed]
+        articles = sum(1 for u in bare_urls if _is_first_article_page(u))
         for rep in range(repeat if contenders else 0):
             k = rep % len(contenders)
             for name in contenders[k:] + contenders[:k]:
                 log(f"N={n} repeat {rep + 1}/{repeat}: {name}")
                 if name == "bare":
                     runs[name].append(crawl_bare(server, bare_urls, work))
+                elif name.startswith("workers:"):
+                    assert pg is not None and redis_url is not None
+                    count = int(name.split(":")[1])
+                    runs[name].append(crawl_workers(server, pg, redis_url, count, articles, work))
                 elif name == "sqlite":
                     db = work / f"crawl-{uuid.uuid4().hex[:8]}.sqlite3"
                     url = f"sqlite:///{db}"
@@ -840,7 +1138,15 @@ def bench_size(
                     runs[name].append(figures)
                     crawled = crawled or served
         for name, values in runs.items():
-            result[f"crawl_{name}"] = _median_figures(values)
+            if not name.startswith("workers:"):
+                result[f"crawl_{name}"] = _median_figures(values)
+        distributed = {
+            name.split(":")[1]: _median_workers(values)
+            for name, values in runs.items()
+            if name.startswith("workers:")
+        }
+        if distributed:
+            result["workers"] = workers_section(distributed, result.get("crawl_postgresql"))
         if recrawls:
             result["recrawl"] = _median_figures(recrawls)
         if crawled is not None:
@@ -918,6 +1224,16 @@ def main(argv: list[str] | None = None) -> int:
         help="PostgreSQL URL (default $TIANJIN_TEST_PG_URL; none: PostgreSQL is skipped)",
     )
     parser.add_argument(
+        "--redis",
+        default=os.environ.get("TIANJIN_TEST_REDIS_URL"),
+        help="Redis URL for distributed crawls (default $TIANJIN_TEST_REDIS_URL; none: skipped)",
+    )
+    parser.add_argument(
+        "--workers",
+        default="1,2,3",
+        help="worker counts of the distributed crawls, comma-separated (default 1,2,3)",
+    )
+    parser.add_argument(
         "--out", default=str(REPO_ROOT / "bench" / "results"), help="results directory"
     )
     parser.add_argument(
@@ -927,7 +1243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip",
         default="",
-        help="sections to leave out: sqlite,postgresql,bare,recrawl,extraction,storage",
+        help="sections to leave out: sqlite,postgresql,bare,recrawl,extraction,storage,workers",
     )
     parser.add_argument(
         "--server-seconds", type=float, default=3.0, help="length of the server-alone run"
@@ -935,13 +1251,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    try:
+        worker_counts = sorted({int(k) for k in args.workers.split(",") if k.strip()})
+    except ValueError:
+        parser.error(f"--workers: worker counts, comma-separated, not {args.workers!r}")
+    if not worker_counts or worker_counts[0] < 1:
+        parser.error("--workers: at least one worker count, each 1 or more")
     pg = pg_base_url(args.pg)
+    redis_url = redis_base_url(args.redis) if "workers" not in skip else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     notes = []
     if pg is None:
         notes.append("PostgreSQL skipped: no --pg URL and TIANJIN_TEST_PG_URL unset")
         log(notes[-1])
+    if "workers" not in skip:
+        if redis_url is None:
+            notes.append(
+                "Distributed workers skipped: no --redis URL and TIANJIN_TEST_REDIS_URL unset"
+            )
+            log(notes[-1])
+        elif pg is None:
+            notes.append("Distributed workers skipped: they need PostgreSQL")
+            log(notes[-1])
     started = time.monotonic()
     results: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -949,6 +1281,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "seed": args.seed,
         "postgresql": pg is not None,
+        "redis": redis_url is not None,
+        "workers": worker_counts if redis_url and pg and "workers" not in skip else [],
         "notes": notes,
         "sizes": {},
     }
@@ -956,7 +1290,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             repeat = args.repeat or (2 if n >= 10_000 else 3)
             results["sizes"][str(n)] = bench_size(
-                n, repeat, args.seed, pg, Path(tmp), skip, args.server_seconds
+                n,
+                repeat,
+                args.seed,
+                pg,
+                Path(tmp),
+                skip,
+                args.server_seconds,
+                redis_url=redis_url,
+                worker_counts=results["workers"],
             )
     results["seconds"] = time.monotonic() - started
     results["targets"] = report.targets(results)

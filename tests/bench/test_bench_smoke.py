@@ -25,7 +25,9 @@ def _positive(section: dict, *keys: str) -> None:
 def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    # PostgreSQL is measured when TIANJIN_TEST_PG_URL is set, skipped with a note otherwise.
+    # PostgreSQL is measured when TIANJIN_TEST_PG_URL is set, and distributed crawls when
+    # TIANJIN_TEST_REDIS_URL is set too (one and two workers at this size); skipped with a note
+    # otherwise.
     proc = subprocess.run(
         [
             sys.executable,
@@ -39,6 +41,8 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
             str(tmp_path),
             "--server-seconds",
             "0.5",
+            "--workers",
+            "1,2",
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -51,6 +55,9 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
 
     results = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
     size = results["sizes"]["60"]
+    if os.environ.get("TIANJIN_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes"):
+        # CI must not pass by skipping the sections that need the services.
+        assert results["postgresql"] and results["redis"], results["notes"]
     crawls = ["crawl_sqlite", "crawl_bare", "recrawl"]
     if results["postgresql"]:
         crawls.append("crawl_postgresql")
@@ -66,6 +73,34 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
             "cpu_ms_per_page",
             "peak_rss_mb",
         )
+    if results["postgresql"] and results["redis"]:
+        assert results["workers"] == [1, 2]
+        workers = size["workers"]["by_workers"]
+        assert list(workers) == ["1", "2"]
+        for k, figures in workers.items():
+            _positive(
+                figures,
+                "pages",
+                "elapsed_s",
+                "wall_s",
+                "pages_per_s",
+                "articles_per_s",
+                "cpu_ms_per_page",
+                "peak_rss_mb",
+                "vs_one_worker",
+                "vs_single_process",
+            )
+            # Every article stored, the pages of one crawl (robots.txt once per worker that took
+            # work), every worker's share (0 for one that joined with nothing left to take).
+            assert figures["articles"] == size["crawl_postgresql"]["articles"]
+            single = size["crawl_postgresql"]["pages"]
+            assert single <= figures["pages"] <= single + int(k) - 1
+            assert len(figures["page_shares"]) == int(k)
+            assert abs(sum(figures["page_shares"]) - 1) < 1e-9
+        assert workers["1"]["vs_one_worker"] == 1
+    else:
+        assert "workers" not in size
+        assert any("Distributed workers skipped" in note for note in results["notes"])
     # The bare spider fetched exactly what the real crawl fetched.
     assert size["same_pages"]["only_crawled"] == [] and size["same_pages"]["only_bare"] == []
     assert size["crawl_bare"]["pages"] == size["crawl_sqlite"]["pages"]
@@ -97,6 +132,7 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
     assert table == report.markdown(results)
     assert "| 60 | bare Scrapy | 1 |" in table
     assert "### Targets" in table and "### Storage" in table
+    assert ("### Distributed workers" in table) == bool(results["workers"])
 
     docs = tmp_path / "benchmarks.md"
     docs.write_text(
