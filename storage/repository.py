@@ -813,6 +813,8 @@ class Repository:
         self.sign(by_key.values())
         hashes: dict[str, str] = {}
         texts: dict[str, str] = {}
+        # The cache serves one batch: kept across batches it would grow with the crawl.
+        self._bucket_cache.clear()
         for key in keys:
             prints = cast(_Prints, by_key[key]._prints)
             hashes[key], texts[key] = prints.content_hash, prints.text_hash
