@@ -19,7 +19,10 @@ How an article page is read (the real markup is unknown, so nothing rests on one
 The walk reads any layout but costs Python time on every element of the page. Most pages have the
 usual layout (title, source and date lines, one element holding the body, then a pager, link lists
 or the footer), which a fast path reads with a few targeted lxml calls, block by block as the walk
-would, leaving to the walk every page it cannot account for (see "Fast path" below).
+would, leaving to the walk every page it cannot account for (see "Fast path" below). Before any
+parse, a raw stage takes the fast path's decisions on the page's string itself, when the markup it
+reads is in a form whose tree is certain without a parser, and leaves every other page to be
+parsed (see "Raw stage" below).
 
 Class and id names only tip the balance (a navigation-like name marks a box as boilerplate, a
 content-like name favours a container); every decision also works on markup without them.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from html import unescape as html_unescape
+from html.entities import name2codepoint
 from unicodedata import normalize
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -159,9 +163,9 @@ def _clean(value: str) -> str:
 
     Every space-like character but U+0020 is "Separator" or "Other" in Unicode, so a printable
     string holds no other. The usual ones (line breaks, tabs, no-break spaces) are replaced in
-    place, cheaper than splitting the text into words; a string still not printable takes the
-    long road: ``str.split()`` splits on exactly the characters ``\\s`` matches, and
-    the zero-width ones that ``clean_text`` also treats as space are turned into spaces first.
+    place, cheaper than splitting the text into words, and so are the zero-width ones that
+    ``clean_text`` also treats as space; a string still not printable takes the long road:
+    ``str.split()`` splits on exactly the characters ``\\s`` matches.
     """
     if "&" in value:
         value = html_unescape(value)
@@ -177,8 +181,9 @@ def _clean(value: str) -> str:
         for zw in _ZERO_WIDTH:
             if zw in value:
                 value = value.replace(zw, " ")
-        value = " ".join(value.split())
-        return value if value.isascii() else normalize("NFC", value)
+        if not value.isprintable():
+            value = " ".join(value.split())
+            return value if value.isascii() else normalize("NFC", value)
     value = value.strip(" ")
     if "  " in value:
         value = _squeeze(value)
@@ -1343,6 +1348,8 @@ def _usual_article(
     """The article page read by the fast path; _Unusual when the walk must read it."""
     if not raw_title or html.count("pdated") + html.count("PDATED") != 1:
         raise _Unusual  # no title to match, or more than one "Updated" (the walk takes the first)
+    if _own_flags(body, "body"):
+        raise _Unusual  # a class or id over the whole page that the walk would read as a flag
     marker = f"c_{key}" if key else ""
 
     # -- the body container: the parent of the first paragraph of some length ----------------
@@ -1576,6 +1583,1137 @@ def _usual_article(
 
 
 # --------------------------------------------------------------------------------------------
+# Raw stage: the usual layout read from the page's string, before any parse
+# --------------------------------------------------------------------------------------------
+#
+# Even the fast path starts with a parse, which alone costs about what the whole extraction
+# should. The raw stage takes the fast path's decisions on the page's string itself, and only
+# where the markup it reads is in a form whose tree is known without a parser:
+#
+# * the head holds only meta/link/base/title/script/style elements (no markup in a title or a
+#   script) and no strict HTML 4 doctype (its parser drops white space the walk would read);
+# * in the part of the body read, every "<" starts a tag of a known set (no comment, script,
+#   upper-case or unknown tag), no quoted attribute value runs past its tag's ">", no control
+#   character, CR or U+FFFE/U+FFFF is there;
+# * the tags are balanced, no block opens inside a paragraph, a heading or inline markup, no tag
+#   opens where the HTML parser would first close its parent (an item in an item, a cell in a
+#   cell, a link in a link...), no element but a void one is written "<x/>", and the inline
+#   elements are those around which the parser keeps white space: the tree is the nesting of
+#   the tags as written, an element's text the join of the strings between its tags;
+# * the attributes read (class, id, href, src...) and the texts read decode exactly: character
+#   references only as ``&name;`` of HTML 4 or a numeric one of a plain character.
+#
+# The body is read in stretches, as far as the decisions need (the parser builds the tree in
+# document order and never changes what it built for what comes later, so the rest of the page
+# does not matter); every link to the article's pages is read, wherever it is. Anything not in
+# these forms, and every case where the fast path would leave the page to the walk, leaves the
+# page to the fast path, which parses it.
+
+# What follows a tag's name: attributes after white space (or "/"), each a name and maybe "="
+# and a value, quoted with '"' right after the "=" or plain. A value in quotes may hold ">": the
+# tag ends where the parser ends it. Anything else (a quote elsewhere, "'", spaces around "=")
+# matches no tag, and the page is parsed.
+_R_TAG_ATTRS = r"""(?:[ \t\n/]++(?:[^ \t\n/>"'=]++(?:="[^"]*+"|=[^ \t\n>"'=]*+)?)?)*+"""
+_R_HEAD = re.compile(
+    r"[ \t\n]*(<!(?i:doctype)[ \t\n][^<>]*>[ \t\n]*)?"
+    rf"<html{_R_TAG_ATTRS}>[ \t\n]*<head>"
+    rf"((?:[ \t\n]*(?:<(?:meta|link|base){_R_TAG_ATTRS}>|<title>[^<]*</title>"
+    rf"|<script{_R_TAG_ATTRS}>[^<]*</script>|<style{_R_TAG_ATTRS}>[^<]*</style>))*)"
+    rf"[ \t\n]*</head>[ \t\n]*<body({_R_TAG_ATTRS})>"
+)
+_R_TITLE = re.compile(r"<title>([^<]*)</title>")
+_R_BASE = re.compile(rf"<base({_R_TAG_ATTRS})>")
+# A tag: its name (with "/" when it closes), then its attributes.
+_R_TAG = re.compile(rf"<(/?[a-z][a-z0-9]*)({_R_TAG_ATTRS})>")
+_R_ODD_BYTES = bytes(c for c in range(32) if c not in (9, 10)) + b"\x7f"
+_R_ATTR_RE = (
+    r"[ \t\n]+([a-z_:][-a-z0-9_:.]*)"
+    r"""(?:[ \t\n]*(=)[ \t\n]*(?:"([^"]*)"|'([^']*)'|([^ \t\n"'=<>`]+)))?"""
+)
+_R_ATTR = re.compile(_R_ATTR_RE)
+_R_ATTRS = re.compile(f"(?:{_R_ATTR_RE})*[ \t\n]*/?")
+_R_FIRST_STRETCH = 3500  # characters read past the date line at first (then all the rest)
+# The part of a body before its title is the site's own (menus, masthead, column header) and
+# the same string on every page of a layout: its tags, as read, are kept for the next pages
+# (a few layouts' worth, the most recently used first; a page whose body starts with one of
+# these strings, then a tag, takes its tags from there).
+_R_CHROME: list[tuple] = []
+_R_CHROME_KEEP = 8
+
+# What each tag is to the raw stage: void (br, img), inline (holds inline content only; the
+# parser keeps the white space around it), a link, a paragraph or heading (a block holding
+# inline content only), a block, hr (a void block); an end tag of an inline element, link,
+# paragraph or heading, or of a block.
+_R_VOID, _R_INLINE, _R_LINK, _R_PHRASE, _R_BLOCK, _R_HR, _R_END_INLINE, _R_END_BLOCK = range(8)
+_R_KINDS = {
+    _R_VOID: ("br", "img"),
+    _R_INLINE: (
+        *("abbr", "acronym", "b", "bdo", "big", "cite", "code", "del", "dfn", "em", "font"),
+        *("i", "ins", "kbd", "q", "s", "samp", "small", "span", "strike", "strong", "tt", "u"),
+        "var",
+    ),
+    _R_LINK: ("a",),
+    _R_PHRASE: ("p", "h1", "h2", "h3", "h4", "h5", "h6"),
+    _R_BLOCK: (
+        *("div", "ul", "ol", "li", "dl", "dt", "dd", "table", "tbody", "thead", "tfoot", "tr"),
+        *("td", "th", "center", "blockquote", "section", "article", "header", "footer", "nav"),
+        *("aside", "main", "figure", "figcaption"),
+    ),
+    _R_HR: ("hr",),
+}
+_R_KIND = {name: kind for kind, names in _R_KINDS.items() for name in names}
+_R_KIND.update(
+    {
+        "/" + name: _R_END_BLOCK if kind == _R_BLOCK else _R_END_INLINE
+        for name, kind in _R_KIND.items()
+        if kind in (_R_INLINE, _R_LINK, _R_PHRASE, _R_BLOCK)
+    }
+)
+_R_CLOSER = {name: "/" + name for name in _R_KIND if name[0] != "/"}
+# Start tags that make the HTML parser close the element they are written in, when it is one
+# of those named: the tree would not be the nesting as written.
+_R_CLOSES_PARENT = {
+    "li": frozenset(("li", "dl")),
+    "dd": frozenset(("dt",)),
+    "dt": frozenset(("dd",)),
+    "dl": frozenset(("dt",)),
+    "td": frozenset(("td", "th")),
+    "th": frozenset(("td", "th")),
+    "tr": frozenset(("td", "th", "tr")),
+    "tbody": frozenset(("tbody", "td", "tfoot", "th", "thead", "tr")),
+    "tfoot": frozenset(("tbody", "td", "th", "thead", "tr")),
+}
+
+# Character references the HTML parsers decode alike: the HTML 4 names (and apos) with their
+# ";", numeric references to characters that are neither controls nor C1 codes.
+_R_REFS: dict[str, str] = {name: chr(cp) for name, cp in name2codepoint.items()}
+_R_REFS["apos"] = "'"
+_R_NUMERIC = re.compile(r"#(?:([0-9]{1,7})|x([0-9a-fA-F]{1,6}))\Z")
+
+
+def _r_ref(name: str) -> str:
+    """The character of a numeric reference ``&name;`` (``#8217``, ``#x2019``); _Unusual when
+    the parsers could read it otherwise."""
+    m = _R_NUMERIC.match(name)
+    if m is None:
+        raise _Unusual
+    cp = int(m[1], 10) if m[1] else int(m[2], 16)
+    if not (
+        cp == 9
+        or cp == 10
+        or 0x20 <= cp < 0x7F
+        or 0xA0 <= cp < 0xD800
+        or 0xE000 <= cp < 0xFFFE
+        or 0x10000 <= cp <= 0x10FFFF
+    ):
+        raise _Unusual
+    char = chr(cp)
+    if len(_R_REFS) < 4096:
+        _R_REFS[name] = char
+    return char
+
+
+def _r_decode(text: str) -> str:
+    """``text`` (holding "&") with its character references decoded; _Unusual for an "&" that
+    does not start one of the references both parsers read alike."""
+    pieces = text.split("&")
+    out = [pieces[0]]
+    refs = _R_REFS
+    for piece in pieces[1:]:
+        name, semi, rest = piece.partition(";")
+        if not semi:
+            raise _Unusual
+        char = refs.get(name)
+        out.append(char if char is not None else _r_ref(name))
+        out.append(rest)
+    return "".join(out)
+
+
+def _r_blank(text: str) -> bool:
+    """``_blank`` of the text the parser makes of ``text``."""
+    if not text or text.isspace():
+        return True
+    return "&" in text and _r_decode(text).isspace()
+
+
+# The attributes the raw stage reads; the others may be in any form (the tag's end is checked).
+_R_READ_ATTRS = frozenset(
+    ("class", "id", "href", "src", "data-src", "data-original", "width", "height")
+)
+
+
+@lru_cache(maxsize=4096)
+def _r_attrs(text: str) -> dict[str, str] | None:
+    """The attributes the raw stage reads among those written in ``text`` (what follows a tag's
+    name), or None when they are not in a form read exactly: all names in lower case and values
+    quoted or plain; each attribute read given once, with a value, printable, its references
+    decodable."""
+    if not text:
+        return {}
+    if _R_ATTRS.fullmatch(text) is None:
+        return None
+    found: dict[str, str] = {}
+    for name, eq, quoted, single, bare in _R_ATTR.findall(text):
+        if name not in _R_READ_ATTRS:
+            continue
+        if name in found or not eq:
+            return None
+        value = quoted or single or bare
+        if "&" in value:
+            value = _r_decode(value)
+        if not value.isprintable():
+            return None
+        found[name] = value
+    return found
+
+
+class _Raw:
+    """The body of a page as tags and the strings between them, read in stretches.
+
+    Tag ``k`` (in document order) is ``names[k]``, what follows its name ``attrs[k]``, the string
+    after it ``texts[k + 1]`` (``texts[0]``: before the first tag); ``match[k]`` is the index of
+    the tag closing the element that tag ``k`` opens (``k`` for a void element; -1 while not
+    read), or of the tag that opened it when tag ``k`` closes one; ``parent[k]`` the element
+    holding it (-1: the body). An element is named by the index of its start tag.
+    """
+
+    __slots__ = (
+        "attrs",
+        "chrome",
+        "closers",
+        "end",
+        "html",
+        "inline",
+        "kept",
+        "kinds",
+        "link",
+        "links",
+        "match",
+        "names",
+        "parent",
+        "pos",
+        "texts",
+        "title",
+        "top",
+    )
+
+    def __init__(self, html: str, start: int, end: int, first: int) -> None:
+        self.html = html
+        self.pos = start
+        self.end = end
+        self.names: list[str] = []
+        self.attrs: list[str] = []
+        self.texts: list[str] = []
+        self.kinds: list[int] = []
+        self.closers: list[str | None] = []
+        self.match: list[int] = []
+        self.parent: list[int] = []
+        self.top = -1
+        self.inline = 0  # open paragraphs, headings and inline elements
+        self.link = -1  # the open link
+        self.links: list[int] = []  # the links' start tags
+        self.chrome = 0  # characters taken from a kept prefix
+        self.title = -1  # the element the title was read from
+        self.kept = 0  # tags taken from a kept prefix
+        for kept in tuple(_R_CHROME):
+            prefix = kept[0]
+            if html.startswith(prefix, start) and html.startswith("<", start + len(prefix)):
+                (
+                    _,
+                    names,
+                    attrs,
+                    texts,
+                    kinds,
+                    closers,
+                    match,
+                    parent,
+                    links,
+                    self.top,
+                ) = kept
+                self.names = list(names)
+                self.attrs = list(attrs)
+                self.texts = list(texts)
+                self.kinds = list(kinds)
+                self.closers = list(closers)
+                self.match = list(match)
+                self.parent = list(parent)
+                self.links = list(links)
+                self.chrome = len(prefix)
+                self.kept = len(names)
+                self.pos = start + len(prefix)
+                if _R_CHROME[0] is not kept:
+                    try:
+                        _R_CHROME.remove(kept)
+                    except ValueError:
+                        pass
+                    _R_CHROME.insert(0, kept)
+                break
+        self.more(max(first - self.chrome, 1))
+
+    def keep(self, start: int, upto: int) -> None:
+        """Keep the tags before tag ``upto`` (a block) for the next pages (see _R_CHROME)."""
+        texts = self.texts
+        names = self.names
+        attrs = self.attrs
+        cut = (
+            start
+            + sum(map(len, texts[: upto + 1]))
+            + sum(map(len, names[:upto]))
+            + sum(map(len, attrs[:upto]))
+            + 2 * upto
+        )
+        prefix = self.html[start:cut]
+        if any(kept[0] == prefix for kept in _R_CHROME):
+            return
+        kept = (
+            prefix,
+            tuple(names[:upto]),
+            tuple(attrs[:upto]),
+            tuple(texts[: upto + 1]),
+            tuple(self.kinds[:upto]),
+            tuple(self.closers[:upto]),
+            tuple(m if m < upto else -1 for m in self.match[:upto]),
+            tuple(self.parent[:upto]),
+            tuple(t for t in self.links if t < upto),
+            self.parent[upto],
+        )
+        _R_CHROME.insert(0, kept)
+        del _R_CHROME[_R_CHROME_KEEP:]
+
+    def more(self, size: int = 0) -> bool:
+        """Read the next stretch of the body (to a "<" about ``size`` characters on, or to the
+        end); False when all of it was read."""
+        html = self.html
+        pos = self.pos
+        end = self.end
+        if pos >= end:
+            return False
+        cut = html.find("<", pos + size, end) if size and end - pos > size + size // 2 else -1
+        if cut < 0:
+            cut = end
+        chunk = html[pos:cut]
+        self.pos = cut
+        parts = _R_TAG.split(chunk)
+        names = parts[1::3]
+        if len(names) != chunk.count("<"):
+            raise _Unusual  # a "<" that starts no tag of the known forms
+        kinds = list(map(_R_KIND.get, names))
+        if None in kinds:
+            raise _Unusual
+        i0 = len(self.names)
+        self.names += names
+        self.kinds += kinds
+        self.attrs += parts[2::3]
+        self.closers += map(_R_CLOSER.get, names)
+        if i0:
+            self.texts += parts[3::3]  # the stretch starts with a tag: parts[0] is ""
+        else:
+            self.texts = parts[0::3]
+        n = len(names)
+        self.match += [-1] * n
+        self.parent += [-1] * n
+        self._nest(i0)
+        if cut == end and self.top != -1:
+            raise _Unusual  # elements left open at the end of the body
+        return True
+
+    def _nest(self, i0: int) -> None:
+        """Match the tags from ``i0`` on, checking that their nesting is the tree."""
+        names = self.names
+        attrs = self.attrs
+        closers = self.closers
+        match = self.match
+        parent = self.parent
+        closes_parent = _R_CLOSES_PARENT
+        top = self.top
+        inline = self.inline
+        link = self.link
+        links = self.links
+        k = i0 - 1
+        for kind in self.kinds[i0:]:
+            k += 1
+            if kind >= 6:  # an end tag
+                if top < 0 or closers[top] != names[k]:
+                    raise _Unusual
+                match[top] = k
+                match[k] = top
+                if kind == 6:
+                    inline -= 1
+                    if top == link:
+                        link = -1
+                top = parent[top]
+                continue
+            parent[k] = top
+            if kind == 0:  # br, img
+                match[k] = k
+                continue
+            if kind >= 3:
+                if inline:
+                    raise _Unusual  # a block in a paragraph, a heading or inline markup
+                if kind == 5:  # hr
+                    match[k] = k
+                    continue
+                if kind == 4:
+                    shut = closes_parent.get(names[k])
+                    if shut is not None and top >= 0 and names[top] in shut:
+                        raise _Unusual
+                else:
+                    inline = 1
+            else:
+                if kind == 2:
+                    if link >= 0:
+                        raise _Unusual  # a link in a link
+                    link = k
+                    links.append(k)
+                inline += 1
+            if attrs[k][-1:] == "/":
+                raise _Unusual  # "<div/>": the parsers differ on it
+            top = k
+        self.top = top
+        self.inline = inline
+        self.link = link
+
+    def finish(self, el: int) -> int:
+        """Read on until element ``el`` is closed; the index of its end tag."""
+        match = self.match
+        while match[el] < 0:
+            if not self.more():
+                raise _Unusual  # not closed in the body
+        return match[el]
+
+    def start_at(self, k: int) -> bool:
+        """Whether tag ``k`` exists (reading on as needed) and starts an element."""
+        while k >= len(self.names):
+            if not self.more():
+                return False
+        return self.kinds[k] < _R_END_INLINE
+
+    def children(self, el: int):
+        """The element's children, read as they are needed."""
+        if self.match[el] == el:
+            return
+        k = el + 1
+        while self.start_at(k):
+            yield k
+            k = self.finish(k) + 1
+
+    def holds_block(self, el: int) -> bool:
+        """Whether a block element is inside element ``el``, read up to the first one."""
+        names = self.names
+        k = el + 1
+        while True:
+            end = self.match[el]
+            stop = end if end >= 0 else len(names)
+            if not _BLOCK_TAGS.isdisjoint(names[k:stop]):
+                return True
+            if end >= 0:
+                return False
+            k = stop
+            if not self.more():
+                raise _Unusual
+
+    def tail(self, el: int) -> str:
+        return self.texts[self.finish(el) + 1]
+
+    def text(self, el: int) -> str:
+        """The element's text as written, as ``tostring(method="text")`` has it (decoded)."""
+        end = self.finish(el)
+        if end <= el + 1:
+            if end == el:
+                return ""
+            text = self.texts[el + 1]
+        else:
+            text = "".join(self.texts[el + 1 : end + 1])
+        return _r_decode(text) if "&" in text else text
+
+    def get(self, el: int, name: str) -> str | None:
+        found = _r_attrs(self.attrs[el])
+        if found is None:
+            raise _Unusual
+        return found.get(name)
+
+    def own_flags(self, el: int, tag: str) -> int:
+        """``_own_flags`` of element ``el``."""
+        if tag == "nav" or tag == "aside":
+            flags = _NAV
+        else:
+            text = self.attrs[el]
+            flags = 0
+            if text:
+                found = _r_attrs(text)
+                if found is None:
+                    raise _Unusual
+                cls = found.get("class")
+                ident = found.get("id")
+                if cls or ident:
+                    flags = _hint_flags(cls, ident)
+        if tag in _LIST_TAGS:
+            flags |= _LIST
+        elif tag == "figcaption":
+            flags |= _FIGCAP
+        return flags
+
+    def link_len(self, el: int) -> int:
+        """``_link_len`` of element ``el``."""
+        names = self.names
+        texts = self.texts
+        match = self.match
+        n = 0
+        for d in range(el + 1, self.finish(el)):
+            if names[d] == "a":
+                for piece in texts[d + 1 : match[d] + 1]:
+                    if "&" in piece:
+                        piece = _r_decode(piece)
+                    n += len(piece.strip())
+        return n
+
+    def linky(self, el: int, links: int, n: int) -> bool:
+        """``_linky`` (a link's text with its white space is never shorter than without, so
+        the stripped length decides alone)."""
+        return links > 0 and self.link_len(el) * 2 >= n
+
+    def read_leaf(self, el: int, marker: str, images_ok: bool = False):
+        """``_read_leaf`` of element ``el``: ``(lines, links)`` decoded, None, or _Unusual."""
+        if self.match[el] < 0 and self.holds_block(el):
+            return None  # (without reading the rest of it)
+        names = self.names
+        end = self.finish(el)
+        inner = names[el + 1 : end]
+        links = 0
+        breaks = False
+        odd = False
+        if _NOT_IN_LEAF.isdisjoint(inner):
+            links = inner.count("a")
+            breaks = "br" in inner
+        else:
+            for tag in inner:
+                if tag == "a":
+                    links += 1
+                elif tag == "br":
+                    breaks = True
+                elif tag in _NOT_IN_LEAF:
+                    if tag in _BLOCK_TAGS:
+                        return None
+                    if not (images_ok and tag == "img"):
+                        odd = True
+        if links and marker and self.marked(el + 1, end, marker):
+            odd = True
+        if odd:
+            raise _Unusual
+        if breaks:
+            return self.line_pieces(el, end), links
+        return [self.text(el)], links
+
+    def marked(self, start: int, end: int, marker: str) -> bool:
+        """Whether a link among tags ``start`` to ``end`` has ``marker`` in its href."""
+        names = self.names
+        attrs = self.attrs
+        for d in range(start, end):
+            if names[d] == "a" and (marker in attrs[d] or "&" in attrs[d]):
+                href = self.get(d, "href")
+                if href and marker in href:
+                    return True
+        return False
+
+    def line_pieces(self, el: int, end: int) -> list[str]:
+        """``_line_pieces`` of element ``el``: its text cut at each ``<br>``, decoded."""
+        names = self.names
+        texts = self.texts
+        pieces = []
+        current = [texts[el + 1]]
+        for d in range(el + 1, end):
+            if names[d] == "br":
+                pieces.append("".join(current))
+                current = []
+            current.append(texts[d + 1])
+        pieces.append("".join(current))
+        pieces = [_r_decode(p) if "&" in p else p for p in pieces]
+        last = len(pieces) - 1
+        started = False
+        for k, piece in enumerate(pieces):
+            if _JOIN in piece:
+                raise _Unusual  # the fast path's seam
+            if k == last:
+                break
+            if not piece or piece.isspace():
+                if k and started:
+                    raise _Unusual
+            else:
+                started = True
+        return pieces
+
+    def leaf(self, el: int, marker: str, images_ok: bool = False) -> tuple[str, int] | None:
+        """``_leaf`` of element ``el``: ``(text, links)`` cleaned, None, or _Unusual."""
+        end = self.match[el]
+        if end < 0:
+            if not self.start_at(el + 1):
+                end = self.finish(el)  # no child: the end tag follows
+            elif self.holds_block(el):
+                return None
+            else:
+                end = self.match[el]
+        if end <= el + 1:
+            if end == el:
+                return "", 0
+            text = self.texts[el + 1]
+            if not text:
+                return "", 0
+            return _clean(_r_decode(text) if "&" in text else text), 0
+        found = self.read_leaf(el, marker, images_ok)
+        if found is None:
+            return None
+        lines, links = found
+        if len(lines) == 1:
+            return _clean(lines[0]), links
+        return _lines_text([_clean(t) for t in lines]), links
+
+
+def _r_previous(r: _Raw, el: int) -> int:
+    """The element before element ``el`` under the same parent, or -1."""
+    k = el - 1
+    if k < 0:
+        return -1
+    kind = r.kinds[k]
+    if kind >= _R_END_INLINE:
+        return r.match[k]
+    if kind == _R_VOID or kind == _R_HR:
+        return k
+    return -1  # tag k opens the parent
+
+
+def _r_next(r: _Raw, el: int) -> int:
+    """The element after element ``el`` under the same parent, or -1."""
+    k = r.finish(el) + 1
+    return k if r.start_at(k) else -1
+
+
+def _r_back_blocks(r: _Raw, el: int, flags: int, level: int, reader: _Before) -> bool:
+    """``_back_blocks`` on the raw page."""
+    tag = r.names[el]
+    if tag not in _BLOCK_TAGS:
+        if tag == "img" or "img" in r.names[el + 1 : r.match[el]] or not _blank(r.text(el)):
+            raise _Unusual
+        return False
+    if tag == "figure":
+        raise _Unusual
+    flags |= r.own_flags(el, tag)
+    level = _HEADING_LEVEL.get(tag, level)
+    if flags & (_NAV | _LIST) and len(list(r.children(el))) >= 3:
+        raise _Unusual
+    found = r.leaf(el, "")
+    if found is not None:
+        text = found[0]
+        if text and reader.add(text, flags, level, r.linky(el, found[1], len(text))):
+            r.title = el
+            return True
+        return False
+    if flags & (_NAV | _LIST) or not _r_blank(r.texts[el + 1]):
+        raise _Unusual
+    for child in reversed(list(r.children(el))):
+        if not _r_blank(r.tail(child)):
+            raise _Unusual
+        if _r_back_blocks(r, child, flags, level, reader):
+            return True
+    return False
+
+
+def _r_read_before(r: _Raw, start: int, reader: _Before) -> None:
+    """``_read_before`` on the raw page."""
+    node = start
+    while node != -1:
+        sib = _r_previous(r, node)
+        while sib != -1:
+            if not _r_blank(r.tail(sib)):
+                raise _Unusual
+            if _r_back_blocks(r, sib, 0, 0, reader):
+                return
+            sib = _r_previous(r, sib)
+        node = r.parent[node]
+        if not _r_blank(r.texts[node + 1]):
+            raise _Unusual
+    raise _Unusual  # no title
+
+
+class _RawAfter:
+    """``_After`` on the raw page."""
+
+    __slots__ = ("label", "numbers", "pager_anc")
+
+    def __init__(self, pager_anc: set) -> None:
+        self.pager_anc = pager_anc
+        self.numbers: list[int] = []
+        self.label = False
+
+    def block(self, r: _Raw, el: int, text: str, flags: int, links: int, outside: bool) -> bool:
+        n = len(text)
+        kind = _kind(text)
+        if kind == K_FOOTER:
+            return True
+        if kind == K_PAGER:
+            raise _Unusual
+        if links:
+            link_len = r.link_len(el)
+            if link_len * 2 >= n:
+                if links >= 2 or flags & _LIST or link_len * 10 >= n * 9 or n < 25:
+                    return True
+                raise _Unusual
+        if outside and not self.label and n <= 40 and text[-1] not in _TERMINAL:
+            self.label = True
+            return False
+        raise _Unusual
+
+
+def _r_read_after(r: _Raw, start: int, reader: _RawAfter) -> None:
+    """``_read_after`` on the raw page."""
+    parent = r.parent[start]
+    outside = False
+    node = start
+    while node != -1:
+        if not _r_blank(r.tail(node)):
+            raise _Unusual
+        sib = _r_next(r, node)
+        while sib != -1:
+            if _r_forward_blocks(r, sib, 0, outside, reader):
+                return
+            if not _r_blank(r.tail(sib)):
+                raise _Unusual
+            sib = _r_next(r, sib)
+        node = r.parent[node]
+        if node == parent:
+            outside = True
+
+
+def _r_forward_blocks(r: _Raw, el: int, flags: int, outside: bool, reader: _RawAfter) -> bool:
+    """``_forward_blocks`` on the raw page."""
+    tag = r.names[el]
+    if tag not in _BLOCK_TAGS:
+        if tag == "img" and outside:
+            return False
+        if (
+            tag == "img"
+            or (not outside and "img" in r.names[el + 1 : r.finish(el)])
+            or not _blank(r.text(el))
+        ):
+            raise _Unusual
+        return False
+    flags |= r.own_flags(el, tag)
+    if flags & _NAV:
+        if el in reader.pager_anc:
+            reader.numbers += _r_pager_text_numbers(r, el, reader.pager_anc, strict=False)
+        else:
+            whole = r.text(el)
+            if len(whole) <= 400 and _pager_numbers(whole) is not None:
+                raise _Unusual
+        return False
+    if el in reader.pager_anc:
+        reader.numbers += _r_pager_text_numbers(r, el, reader.pager_anc, strict=True)
+        return True
+    found = r.leaf(el, "", outside)
+    if found is not None:
+        return bool(found[0]) and reader.block(r, el, found[0], flags, found[1], outside)
+    if not _r_blank(r.texts[el + 1]):
+        raise _Unusual
+    for child in r.children(el):
+        if _r_forward_blocks(r, child, flags, outside, reader):
+            return True
+        if not _r_blank(r.tail(child)):
+            raise _Unusual
+    return False
+
+
+def _r_leaf_blocks(r: _Raw, el: int):
+    """``_leaf_blocks`` on the raw page."""
+    tag = r.names[el]
+    if tag not in _BLOCK_TAGS:
+        if tag == "img" or not _blank(r.text(el)):
+            raise _Unusual
+        return
+    found = r.leaf(el, "")
+    if found is not None:
+        if found[0]:
+            yield el, found[0]
+        return
+    if not _r_blank(r.texts[el + 1]):
+        raise _Unusual
+    for child in r.children(el):
+        yield from _r_leaf_blocks(r, child)
+        if not _r_blank(r.tail(child)):
+            raise _Unusual
+
+
+def _r_pager_text_numbers(r: _Raw, el: int, pager_anc: set, strict: bool) -> list[int]:
+    """``_pager_text_numbers`` on the raw page."""
+    numbers: list[int] = []
+    for block, text in _r_leaf_blocks(r, el):
+        pager = block in pager_anc
+        if not pager and _kind(text) != K_PAGER:
+            if strict:
+                raise _Unusual
+            continue
+        if len(text) <= 80:
+            nums = _pager_numbers(text)
+            if nums and (pager or len(nums) >= 2 or text[0] in _ARROWS):
+                numbers.extend(nums)
+    return numbers
+
+
+def _r_image_src(r: _Raw, img: int) -> str | None:
+    """The source of an image element as the fast path takes it, or None (no source, a data
+    URL, a spacer)."""
+    found = _r_attrs(r.attrs[img])
+    if found is None:
+        raise _Unusual
+    src = (found.get("src") or found.get("data-src") or found.get("data-original") or "").strip()
+    if not src or src.startswith("data:"):
+        return None
+    for attr in ("width", "height"):
+        value = found.get(attr)
+        if value and value.strip().isdigit() and int(value) < 30:
+            return None
+    return src
+
+
+def _r_box_flags(r: _Raw, el: int) -> int:
+    """The flags a body child's class and id give it; _Unusual for a content-like or a
+    navigation-like name (as the fast path)."""
+    text = r.attrs[el]
+    if not text:
+        return 0
+    found = _r_attrs(text)
+    if found is None:
+        raise _Unusual
+    cls = found.get("class")
+    ident = found.get("id")
+    if not (cls or ident):
+        return 0
+    if _content_hint(cls, ident):
+        raise _Unusual
+    flags = _hint_flags(cls, ident)
+    if flags & _NAV:
+        raise _Unusual
+    return flags
+
+
+def _r_body(r: _Raw, container: int, marker: str, source: str | None) -> tuple:
+    """The fast path's reading of the container's children (its two passes in one):
+    ``(paragraphs, images, fig_captions, source)``."""
+    names = r.names
+    texts = r.texts
+    attrs = r.attrs
+    match = r.match
+    if not _r_blank(texts[container + 1]):
+        raise _Unusual
+    section = _SECTION_LOW
+    paragraphs: list[str] = []
+    images: list[list] = []  # [src, caption, figure]
+    fig_captions: dict = {}
+    pending: list[int] = []
+    source_open = source is None
+    seen_text = False
+    parts: list[tuple] = []  # a figure's children, read before the next child
+    k = container + 1
+    end = r.finish(container)
+    while k < end or parts:
+        if parts:
+            el, figure, flags = parts.pop()
+            tag = names[el]
+        else:
+            el = k
+            figure = -1
+            k = match[el] + 1
+            tail = texts[k]
+            if tail and not tail.isspace() and not _r_blank(tail):
+                raise _Unusual
+            tag = names[el]
+            if tag == "figure":
+                flags = _r_box_flags(r, el)
+                if not _r_blank(texts[el + 1]):
+                    raise _Unusual
+                for part in r.children(el):
+                    if not _r_blank(r.tail(part)):
+                        raise _Unusual
+                    ptag = names[part]
+                    if ptag == "figcaption":
+                        pflags = flags | r.own_flags(part, ptag)
+                        if pflags & _NAV:
+                            raise _Unusual
+                        parts.append((part, el, pflags))
+                    elif ptag == "img":
+                        parts.append((part, el, 0))
+                    else:
+                        raise _Unusual
+                parts.reverse()
+                continue
+            if tag == "br":
+                continue
+            flags = 0
+        # -- an image, or the text of a block ------------------------------------------------
+        img = -1
+        if tag == "img":
+            img = el
+        elif tag in _BODY_BLOCK_TAGS or figure != -1:  # (a figure's part: a figcaption)
+            if figure == -1 and attrs[el]:
+                flags = _r_box_flags(r, el)
+            el_end = match[el]
+            links = 0
+            if el_end == el + 1:  # no child
+                text = texts[el + 1]
+                if not text:
+                    continue
+                text = _clean(_r_decode(text) if "&" in text else text)
+            elif el_end == el:  # hr
+                continue
+            else:
+                inner = names[el + 1 : el_end]
+                if _NOT_IN_LEAF.isdisjoint(inner):
+                    links = inner.count("a")
+                    if links and marker and r.marked(el + 1, el_end, marker):
+                        raise _Unusual
+                    if "br" in inner:
+                        text = _lines_text([_clean(t) for t in r.line_pieces(el, el_end)])
+                    else:
+                        text = "".join(texts[el + 1 : el_end + 1])
+                        text = _clean(_r_decode(text) if "&" in text else text)
+                elif (
+                    figure == -1
+                    and el_end == el + 2
+                    and _r_blank(texts[el + 1])
+                    and _r_blank(texts[el + 2])
+                    and inner[0] == "img"
+                ):
+                    img = el + 1  # a paragraph holding an image only
+                else:
+                    found = r.read_leaf(el, marker)
+                    if found is None:
+                        raise _Unusual
+                    lines, links = found
+                    if len(lines) == 1:
+                        text = _clean(lines[0])
+                    else:
+                        text = _lines_text([_clean(t) for t in lines])
+        else:
+            raise _Unusual
+        if img >= 0:
+            src = _r_image_src(r, img)
+            if src is not None:
+                images.append([src, None, figure])
+                pending.append(len(images) - 1)
+            continue
+        # -- the walk's rules for the text ---------------------------------------------------
+        if not text:
+            continue
+        if links and r.linky(el, links, len(text)):
+            raise _Unusual  # a link list, or a linked line the walk weighs against the body
+        kind = _body_kind(text)
+        if kind == K_FILENAME:
+            continue
+        if kind == K_PAGER or kind == K_FOOTER:
+            raise _Unusual
+        if flags & _FIGCAP:
+            prev = fig_captions.get(figure)
+            fig_captions[figure] = f"{prev} {text}" if prev else text
+            pending = []
+            continue
+        if pending and (kind == K_BRACKET or flags & _CAPHINT):
+            last = pending[-1]
+            if images[last][1] is None:
+                images[last][1] = text
+            pending = []
+            continue
+        pending = []
+        if len(text) == len(section) and text.lower() == section:
+            continue
+        if not seen_text:
+            seen_text = True
+            if source_open and kind == K_PAREN and not paragraphs:
+                late = _source_line(text)
+                if late:
+                    source = late
+                    continue
+        paragraphs.append(text)
+    return paragraphs, images, fig_captions, source
+
+
+def _raw_article(html: str, url: str) -> ArticlePage | None:
+    """The article page read by the raw stage, or None when the page must be parsed."""
+    try:
+        return _raw_read(html, url)
+    except _Unusual:
+        return None
+
+
+def _raw_read(html: str, url: str) -> ArticlePage:
+    """``_raw_article``; _Unusual for a page it does not read."""
+    dated = html.find("pdated")
+    if dated < 0:
+        dated = html.find("PDATED")
+        if dated < 0 or html.find("PDATED", dated + 6) >= 0:
+            raise _Unusual
+    elif html.find("pdated", dated + 6) >= 0 or "PDATED" in html:
+        raise _Unusual  # more than one "Updated" (the walk takes the first)
+    head = _R_HEAD.match(html)
+    if head is None:
+        raise _Unusual
+    doctype = head[1]
+    if doctype and (
+        "//dtd html 4.01//en" in doctype.lower() or "//dtd html 4//en" in doctype.lower()
+    ):
+        raise _Unusual  # a strict doctype: the parser drops white space the walk reads
+    start = head.end()
+    end = html.rfind("</body>")
+    if end < start:
+        end = len(html)
+    if dated < start:
+        raise _Unusual
+
+    # -- the head: title and base ---------------------------------------------------------------
+    title_m = _R_TITLE.search(head[2])
+    raw_title = ""
+    if title_m is not None and title_m[1]:
+        text = title_m[1]
+        raw_title = _clean(_r_decode(text) if "&" in text else text)
+    if not raw_title:
+        raise _Unusual
+    base = url
+    base_m = _R_BASE.search(head[2])
+    if base_m is not None:
+        found = _r_attrs(base_m[1])
+        if found is None:
+            raise _Unusual
+        href = found.get("href")
+        if href:
+            base = urljoin(url, href.strip())
+    body_attrs = _r_attrs(head[3])
+    if body_attrs is None:
+        raise _Unusual
+    cls = body_attrs.get("class")
+    ident = body_attrs.get("id")
+    if (cls or ident) and _hint_flags(cls, ident):
+        raise _Unusual  # flags over the whole page, which the fast path does not read
+    found_ref = _article_of(url, _split_url(url))
+    current_page = found_ref[1] if found_ref else 1
+    key = found_ref[0] if found_ref else None
+    marker = f"c_{key}" if key else ""
+
+    r = _Raw(html, start, end, dated - start + _R_FIRST_STRETCH)
+    names = r.names
+
+    # -- the body container: the parent of the first paragraph of some length ----------------
+    k = -1
+    while True:
+        try:
+            k = names.index("p", k + 1)
+        except ValueError:
+            if not r.more():
+                raise _Unusual from None
+            continue
+        if len(r.text(k)) >= 60:
+            break
+    container = r.parent[k]
+    if container == -1:
+        raise _Unusual
+    el = container
+    while el != -1:
+        tag = names[el]
+        if tag in _HEADING_LEVEL or tag == "figure" or r.own_flags(el, tag):
+            raise _Unusual
+        el = r.parent[el]
+
+    # -- the date line right before the container, then back to the title -------------------
+    before = _Before(raw_title)
+    _r_read_before(r, container, before)
+    published_on = before.date
+    title = before.title
+    source = before.source if before.source is not None else before.between
+
+    # -- the body: the container's children ----------------------------------------------
+    paragraphs, images, fig_captions, source = _r_body(r, container, marker, source)
+
+    # -- links to the article's pages, anywhere in the body -----------------------------------
+    page_links: list[tuple[int, str]] = []
+    pager_anc: set = set()
+    last_mark = html.rfind(marker) if marker else -1
+    marked = last_mark >= 0  # (the fast path's test: the marker anywhere in the page)
+    if marked:
+        if last_mark >= end:
+            last_mark = html.rfind(marker, start, end)
+        while r.pos <= last_mark and r.more():
+            pass
+        # The links whose href holds the marker, in order: those with the marker as written and
+        # those whose references could spell it.
+        attrs = r.attrs
+        for t in r.links:
+            text = attrs[t]
+            if marker not in text and "&" not in text:
+                continue
+            href = r.get(t, "href")
+            if href and marker in href:
+                m = _HREF_ARTICLE.search(href)
+                if m and m[1].lstrip("0") == key:
+                    page_links.append((int(m[2] or 1), href))
+                    el = r.parent[t]
+                    while el != -1 and el not in pager_anc:
+                        pager_anc.add(el)
+                        el = r.parent[el]
+
+    # -- what follows the body: a pager, link lists, navigation, the footer --------------------
+    after = _RawAfter(pager_anc)
+    _r_read_after(r, container, after)
+    numbers = after.numbers
+
+    # -- the characters of all that was read (a kept prefix was checked) -----------------------
+    read = r.pos
+    if marked:
+        # A link past what was read could spell the marker with references in its href.
+        amp = html.find("&", read, end)
+        while amp >= 0:
+            if html.rfind("<", read, amp) > html.rfind(">", read, amp):
+                raise _Unusual
+            amp = html.find("&", amp + 1, end)
+    fresh = start + r.chrome
+    for a, b in ((0, start), (fresh, read)):
+        if html.find("\ufffe", a, b) >= 0 or html.find("\uffff", a, b) >= 0:
+            raise _Unusual
+        try:
+            data = html[a:b].encode()
+        except UnicodeEncodeError:
+            raise _Unusual from None
+        if len(data.translate(None, _R_ODD_BYTES)) != len(data):
+            raise _Unusual
+    if r.title >= 10 and r.title != r.kept:
+        r.keep(start, r.title)
+
+    joiner = _Base(base)
+    checked: dict[int, str | None] = {}
+    for page, href in page_links:
+        if page not in checked:
+            absolute, path = _join(joiner, href.strip())
+            ref = _article_of(absolute, path)
+            ok = ref is not None and ref[0] == key and ref[1] == page
+            checked[page] = _strip_fragment(absolute) if ok else None
+    others: dict[int, str] = {}
+    text_pager = bool(numbers)
+    for page, link in checked.items():
+        if link is not None:
+            numbers.append(page)
+            if page != current_page:
+                others[page] = link
+    page_count = max(numbers + [current_page]) if others or text_pager else None
+    for img in images:
+        if img[1] is None and img[2] != -1:
+            img[1] = fig_captions.get(img[2])
+    return ArticlePage(
+        title=title,
+        source=source,
+        published_on=published_on,
+        paragraphs=tuple(paragraphs),
+        images=tuple(PageImage(url=_join(joiner, src)[0], caption=c) for src, c, _f in images),
+        page_links=tuple(others[p] for p in sorted(others)),
+        page_count=page_count,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Article pages
 # --------------------------------------------------------------------------------------------
 
@@ -1585,8 +2723,13 @@ def extract_article(html: str, url: str) -> ArticlePage:
     return _extract_article(html, url)
 
 
-def _extract_article(html: str, url: str, fast: bool = True) -> ArticlePage:
-    """``extract_article``; ``fast=False`` reads the page by the walk alone (tests compare)."""
+def _extract_article(html: str, url: str, fast: bool = True, raw: bool = True) -> ArticlePage:
+    """``extract_article``; ``fast=False`` reads the page by the walk alone, ``raw=False`` leaves
+    out the raw stage (tests compare)."""
+    if fast and raw and isinstance(html, str):
+        page = _raw_article(html, url)
+        if page is not None:
+            return page
     root = _parse(html)
     if root is None:
         return ArticlePage(None, None, None, ())
