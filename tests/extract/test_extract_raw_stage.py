@@ -163,6 +163,20 @@ def word_wrapped(html: str, before: str, after: str) -> str:
     return html[:a] + before + html[a:b] + after + html[b:]
 
 
+def before_first_paragraph(html: str, insert: str) -> str:
+    at = html.rindex("<p", 0, first_paragraph(html))
+    return html[:at] + insert + html[at:]
+
+
+def before_the_sidebar(html: str, insert: str) -> str:
+    """``html`` with ``insert`` at the start of the box after the article's column (or before
+    the end of the body)."""
+    for mark in ('<div class="main_r">', '<div class="rt_art">'):
+        if mark in html:
+            return html.replace(mark, mark + insert, 1)
+    return html.replace("</body>", insert + "</body>", 1)
+
+
 STRICT = '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN">\n'
 
 # (name, change, whether the raw stage must still read the page: True / False / None: either)
@@ -257,6 +271,16 @@ CHANGES = [
     ("spaces-around-equals", lambda h: word_wrapped(h, '<a href = "/x.htm">', "</a>"), False),
     ("duplicate-attribute", lambda h: h.replace("<p>", '<p class="a" class="b">', 1), None),
     ("uppercase-attribute", lambda h: h.replace("<p>", '<p CLASS="lead">', 1), None),
+    (
+        "space-after-image-in-sidebar",
+        lambda h: before_the_sidebar(h, '<div><img src="/att/i.png"> <b>Hot</b></div>'),
+        None,
+    ),
+    (
+        "short-paragraph-with-break",
+        lambda h: before_first_paragraph(h, f"<p>{'x' * 30}<br> <b>{'y' * 29}</b></p>"),
+        False,
+    ),
     ("newline-in-href", lambda h: word_wrapped(h, '<a href="/x\n.htm">', "</a>"), None),
 ]
 
