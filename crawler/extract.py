@@ -1640,17 +1640,18 @@ _R_FIRST_STRETCH = 3500  # characters read past the date line at first (then all
 _R_CHROME: list[tuple] = []
 _R_CHROME_KEEP = 8
 
-# What each tag is to the raw stage: void (br, img), inline (holds inline content only; the
-# parser keeps the white space around it), a link, a paragraph or heading (a block holding
-# inline content only), a block, hr (a void block); an end tag of an inline element, link,
-# paragraph or heading, or of a block.
+# What each tag is to the raw stage: void (br, img), inline (holds inline content only), a link,
+# a paragraph or heading (a block holding inline content only), a block, hr (a void block); an
+# end tag of an inline element, link, paragraph or heading, or of a block. Around the inline
+# elements but _R_BARE, every HTML parser keeps a white-space-only string; parsers before
+# libxml2 2.14 drop one right after a tag of _R_BARE (when a tag follows): such a page is left.
 _R_VOID, _R_INLINE, _R_LINK, _R_PHRASE, _R_BLOCK, _R_HR, _R_END_INLINE, _R_END_BLOCK = range(8)
 _R_KINDS = {
     _R_VOID: ("br", "img"),
     _R_INLINE: (
         *("abbr", "acronym", "b", "bdo", "big", "cite", "code", "del", "dfn", "em", "font"),
         *("i", "ins", "kbd", "q", "s", "samp", "small", "span", "strike", "strong", "tt", "u"),
-        "var",
+        *("var", "time", "sup", "sub", "mark"),
     ),
     _R_LINK: ("a",),
     _R_PHRASE: ("p", "h1", "h2", "h3", "h4", "h5", "h6"),
@@ -1661,6 +1662,7 @@ _R_KINDS = {
     ),
     _R_HR: ("hr",),
 }
+_R_BARE = ("time", "sup", "sub", "mark", "/time", "/sup", "/sub", "/mark")
 _R_KIND = {name: kind for kind, names in _R_KINDS.items() for name in names}
 _R_KIND.update(
     {
@@ -1913,6 +1915,18 @@ class _Raw:
         self.match += [-1] * n
         self.parent += [-1] * n
         self._nest(i0)
+        texts = self.texts
+        for bare in _R_BARE:
+            if bare in names:
+                k = i0 - 1
+                while True:
+                    try:
+                        k = self.names.index(bare, k + 1)
+                    except ValueError:
+                        break
+                    text = texts[k + 1]  # (a tag or the end of the body follows it)
+                    if text and text.isspace():
+                        raise _Unusual
         if cut == end and self.top != -1:
             raise _Unusual  # elements left open at the end of the body
         return True
