@@ -1601,7 +1601,8 @@ def _usual_article(
 #   elements are those around which the parser keeps white space: the tree is the nesting of
 #   the tags as written, an element's text the join of the strings between its tags;
 # * the attributes read (class, id, href, src...) and the texts read decode exactly: character
-#   references only as ``&name;`` of HTML 4 or a numeric one of a plain character.
+#   references only as ``&name;`` of HTML 4 or a numeric one of a plain character, each whole
+#   within one string between two tags.
 #
 # The body is read in stretches, as far as the decisions need (the parser builds the tree in
 # document order and never changes what it built for what comes later, so the rest of the page
@@ -1729,6 +1730,15 @@ def _r_decode(text: str) -> str:
         out.append(char if char is not None else _r_ref(name))
         out.append(rest)
     return "".join(out)
+
+
+def _r_join(pieces: list[str]) -> str:
+    """The text of consecutive strings of a page (each between two tags), decoded: a reference
+    is decoded within its string (an "&" whose reference a tag cuts is not one)."""
+    text = "".join(pieces)
+    if "&" not in text:
+        return text
+    return "".join([_r_decode(p) if "&" in p else p for p in pieces])
 
 
 def _r_blank(text: str) -> bool:
@@ -2036,9 +2046,8 @@ class _Raw:
             if end == el:
                 return ""
             text = self.texts[el + 1]
-        else:
-            text = "".join(self.texts[el + 1 : end + 1])
-        return _r_decode(text) if "&" in text else text
+            return _r_decode(text) if "&" in text else text
+        return _r_join(self.texts[el + 1 : end + 1])
 
     def blanks(self, el: int, after: tuple[str, ...] = ()) -> int:
         """The length of the white-space strings inside element ``el`` (only those right after
@@ -2152,11 +2161,10 @@ class _Raw:
         current = [texts[el + 1]]
         for d in range(el + 1, end):
             if names[d] == "br":
-                pieces.append("".join(current))
+                pieces.append(_r_join(current))
                 current = []
             current.append(texts[d + 1])
-        pieces.append("".join(current))
-        pieces = [_r_decode(p) if "&" in p else p for p in pieces]
+        pieces.append(_r_join(current))
         last = len(pieces) - 1
         started = False
         for k, piece in enumerate(pieces):
@@ -2503,8 +2511,7 @@ def _r_body(r: _Raw, container: int, marker: str, source: str | None) -> tuple:
                     if "br" in inner:
                         text = _lines_text([_clean(t) for t in r.line_pieces(el, el_end)])
                     else:
-                        text = "".join(texts[el + 1 : el_end + 1])
-                        text = _clean(_r_decode(text) if "&" in text else text)
+                        text = _clean(_r_join(texts[el + 1 : el_end + 1]))
                 elif (
                     figure == -1
                     and el_end == el + 2

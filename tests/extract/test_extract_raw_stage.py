@@ -192,6 +192,9 @@ CHANGES = [
     ("reference-without-semicolon", lambda h: in_paragraph(h, " &copy 2020 "), False),
     ("unknown-reference", lambda h: in_paragraph(h, " &bogus; "), False),
     ("bare-ampersand", lambda h: in_paragraph(h, " R & D "), False),
+    # A tag cutting a reference: the parser decodes each string between tags on its own.
+    ("tag-inside-reference", lambda h: in_paragraph(h, " &#8<b>2</b>220; &am<i></i>p; "), False),
+    ("reference-around-tag", lambda h: in_paragraph(h, " &#8220;<b>x</b>&#8221; "), True),
     ("escaped-twice", lambda h: in_paragraph(h, " &amp;nbsp;&amp;amp; "), True),
     (
         "nested-inline",
@@ -360,6 +363,11 @@ def mutate(rnd: random.Random, html: str) -> str:
         "<td>",
         "</tr>",
         '<a href="c_1_2.htm">2</a>',
+        "&#8",
+        "&am",
+        "p;",
+        "20;",
+        "<time>t</time> ",
     ]
     for _ in range(rnd.randrange(1, 4)):
         if rnd.random() < 0.75:
