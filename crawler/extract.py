@@ -1663,7 +1663,7 @@ _R_KINDS = {
     ),
     _R_HR: ("hr",),
 }
-_R_BARE = ("time", "sup", "sub", "mark", "/time", "/sup", "/sub", "/mark")
+_R_BARE = frozenset(("time", "sup", "sub", "mark", "/time", "/sup", "/sub", "/mark"))
 _R_KIND = {name: kind for kind, names in _R_KINDS.items() for name in names}
 _R_KIND.update(
     {
@@ -1735,9 +1735,6 @@ def _r_decode(text: str) -> str:
 def _r_join(pieces: list[str]) -> str:
     """The text of consecutive strings of a page (each between two tags), decoded: a reference
     is decoded within its string (an "&" whose reference a tag cuts is not one)."""
-    text = "".join(pieces)
-    if "&" not in text:
-        return text
     return "".join([_r_decode(p) if "&" in p else p for p in pieces])
 
 
@@ -1925,15 +1922,10 @@ class _Raw:
         self.match += [-1] * n
         self.parent += [-1] * n
         self._nest(i0)
-        texts = self.texts
-        for bare in _R_BARE:
-            if bare in names:
-                k = i0 - 1
-                while True:
-                    try:
-                        k = self.names.index(bare, k + 1)
-                    except ValueError:
-                        break
+        if not _R_BARE.isdisjoint(names):
+            texts = self.texts
+            for k in range(i0, len(self.names)):
+                if self.names[k] in _R_BARE:
                     text = texts[k + 1]  # (a tag or the end of the body follows it)
                     if text and text.isspace():
                         raise _Unusual
