@@ -51,10 +51,9 @@ class FastPathSpy:
         monkeypatch.setattr(extract, "_usual_article", spy)
 
     def read(self, html: str, url: str) -> tuple[ArticlePage, bool]:
-        """The page as ``extract_article`` reads it once parsed (its raw stage, tested on its
-        own, left out), and whether the fast path read it."""
+        """The page as ``extract_article`` reads it, and whether the fast path read it."""
         before = self.taken
-        page = extract._extract_article(html, url, raw=False)
+        page = extract_article(html, url)
         return page, self.taken > before
 
 
@@ -178,6 +177,8 @@ def test_a_layout_of_our_own_is_read_by_the_fast_path(monkeypatch: pytest.Monkey
         ("peaks.</p>", 'peaks. <a href="c_8800_3.htm">Read on</a></p>'),
         # The body is not the parent of its paragraphs' neighbours: a nested box.
         ("<p>\n     ", '<div class="lead"><p>A short lead.</p></div><p>\n     '),
+        # A navigation-like class on <body> itself: the walk reads it as a flag over the page.
+        ("<body>", '<body class="sidebar">'),
     ],
     ids=[
         "list-in-body",
@@ -187,6 +188,7 @@ def test_a_layout_of_our_own_is_read_by_the_fast_path(monkeypatch: pytest.Monkey
         "double-break",
         "pager-link-in-body",
         "nested-box",
+        "body-class",
     ],
 )
 def test_pages_the_fast_path_leaves_to_the_walk(
