@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 SUCCESS_REASONS = frozenset({"finished", "closespider_pagecount", "closespider_itemcount"})
 #: The finish reason of a crawl stopped from outside (Ctrl-C, SIGTERM).
 INTERRUPT_REASONS = frozenset({"shutdown"})
+
+#: Longest wait (s) of the writing thread for the GIL (``sys.setswitchinterval``).
+WRITER_SWITCH_INTERVAL = 0.0001
 
 #: Sent after a batch is committed: ``keys`` are the article keys it wrote or marked seen.
 articles_stored = object()
@@ -247,6 +251,14 @@ class StorePipeline:
             )
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        # The writes run in a thread beside a reactor thread that is busy all the time. Each
+        # time the writing thread comes back from SQLite or the network (per statement, per row
+        # of an executemany) it waits for the reactor to hand over the GIL, by default up to
+        # 5 ms: a batch of 50 took 150 ms instead of 15, batches queued up behind it and held
+        # about 2,000 responses (+70 MB at 10,000 articles). At 0.1 ms no batch queues up and the
+        # crawl is as fast as before.
+        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
+            sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
         for name in COUNTERS:
             self.stats.set_value(name, 0)
         try:
