@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,14 @@ def _pg_base_url() -> str:
     return url.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def pg_url(_pg_base_url: str) -> Iterator[str]:
+@contextmanager
+def _fresh_pg_schema(base_url: str) -> Iterator[str]:
     """A URL whose connections use a new, empty schema of the test database, dropped afterwards."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_base_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(_pg_base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
@@ -67,6 +68,20 @@ def pg_url(_pg_base_url: str) -> Iterator[str]:
             # Idle connections a test forgot would block the DROP; ours never hold locks here.
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(_pg_base_url: str) -> Iterator[str]:
+    """A URL whose connections use a new, empty schema of the test database, dropped afterwards."""
+    with _fresh_pg_schema(_pg_base_url) as url:
+        yield url
+
+
+@pytest.fixture
+def other_pg_url(_pg_base_url: str) -> Iterator[str]:
+    """A second empty schema of the test database (``pg_url`` is the first)."""
+    with _fresh_pg_schema(_pg_base_url) as url:
+        yield url
 
 
 @pytest.fixture

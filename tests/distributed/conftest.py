@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,24 +171,6 @@ def cluster_for(
     for server, cluster in made:
         cluster.close()
         server.stop()
-
-
-@pytest.fixture
-def other_pg_url(_pg_base_url: str) -> Iterator[str]:
-    """A second empty schema of the test database (``pg_url`` is the first)."""
-    from sqlalchemy.engine import make_url
-
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(_pg_base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def query(db: str, sql: str, **params: Any) -> list[dict[str, Any]]:
