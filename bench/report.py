@@ -75,9 +75,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if bare and crawl:
                 out.append(
                     _target(
-                        f"peak RSS {backend} / bare Scrapy",
+                        f"peak memory {backend} / bare Scrapy (PSS of the process tree)",
                         n,
-                        crawl["peak_rss_mb"] / bare["peak_rss_mb"],
+                        crawl["peak_pss_mb"] / bare["peak_pss_mb"],
                         "<=",
                         1.3,
                     )
@@ -88,10 +88,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for backend in ("sqlite", "postgresql"):
             c0, c1 = r0.get(f"crawl_{backend}"), r1.get(f"crawl_{backend}")
             if bare0 and bare1 and c0 and c1:
-                grow = c1["peak_rss_mb"] - c0["peak_rss_mb"]
-                grow_bare = bare1["peak_rss_mb"] - bare0["peak_rss_mb"]
+                grow = c1["peak_pss_mb"] - c0["peak_pss_mb"]
+                grow_bare = bare1["peak_pss_mb"] - bare0["peak_pss_mb"]
                 item = _target(
-                    f"peak RSS growth {backend} / bare Scrapy growth (MB, N {n0:,} to {n1:,})",
+                    f"peak memory growth {backend} / bare Scrapy growth "
+                    f"(MB of PSS of the process tree, N {n0:,} to {n1:,})",
                     f"{n0}-{n1}",
                     grow / grow_bare if grow_bare > 0 else float("inf"),
                     "<=",
@@ -124,10 +125,18 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"*Note: {note}.*", ""]
     sizes = _sizes(results)
     lines += [
-        "### Crawls (medians; pages/s over Scrapy's elapsed time, CPU and peak RSS of the whole process)",
+        (
+            "### Crawls (medians; pages/s over Scrapy's elapsed time; CPU of the whole process "
+            "tree; peak memory: the peak of the PSS summed over the process tree, sampled every "
+            "0.1 s)"
+        ),
         "",
-        "| N | contender | runs | pages | pages/s | articles/s | CPU ms/page | peak RSS MB | server CPU share | vs bare pages/s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        (
+            "| N | contender | runs | pages | pages/s | articles/s | CPU ms/page | "
+            "peak memory MB (PSS, process tree) | largest process's peak RSS MB | processes | "
+            "server CPU share | vs bare pages/s |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     labels = {
         "crawl_bare": "bare Scrapy",
@@ -148,7 +157,8 @@ def markdown(results: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {n:,} | {label} | {len(c['runs'])} | {_f(c['pages'])} | {_f(c['pages_per_s'])} | "
-                f"{_f(c['articles_per_s'])} | {_f(c['cpu_ms_per_page'], 2)} | {_f(c['peak_rss_mb'])} | "
+                f"{_f(c['articles_per_s'])} | {_f(c['cpu_ms_per_page'], 2)} | "
+                f"{_f(c['peak_pss_mb'])} | {_f(c['max_rss_mb'])} | {_f(c['processes'])} | "
                 f"{_f(100 * c['server_cpu_share'])} % | {ratio} |"
             )
     lines += workers_table(sizes)
@@ -229,14 +239,14 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---|",
     ]
     for t in results.get("targets", []):
-        n = f"{t['n']:,}" if isinstance(t["n"], int) else str(t["n"]).replace("-", " → ")
+        size = f"{t['n']:,}" if isinstance(t["n"], int) else str(t["n"]).replace("-", " → ")
         extra = (
             f" ({t['growth_mb']:+.0f} MB vs {t['bare_growth_mb']:+.0f} MB)"
             if "growth_mb" in t
             else ""
         )
         lines.append(
-            f"| {t['target']} | {n} | {t['value']:.3f}{extra} | {t['op']} {t['bound']} | "
+            f"| {t['target']} | {size} | {t['value']:.3f}{extra} | {t['op']} {t['bound']} | "
             f"{'yes' if t['holds'] else '**no**'} |"
         )
     if results.get("sizes"):
@@ -262,10 +272,11 @@ def workers_table(sizes: list[tuple[int, dict[str, Any]]]) -> list[str]:
         "",
         (
             "| N | workers | runs | pages | run s | seeder process s | pages/s | articles/s | "
-            "CPU ms/page (all processes) | peak RSS MB (largest worker) | pages per worker | "
+            "CPU ms/page (all processes) | peak memory MB (PSS, largest worker's process tree) | "
+            "largest process's peak RSS MB | pages per worker | "
             "vs 1 worker pages/s | vs one-process `crawl` → PostgreSQL pages/s |"
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for n, section in found:
         for k, c in section["by_workers"].items():
@@ -273,14 +284,16 @@ def workers_table(sizes: list[tuple[int, dict[str, Any]]]) -> list[str]:
             lines.append(
                 f"| {n:,} | {k} | {len(c['runs'])} | {_f(c['pages'])} | {_f(c['elapsed_s'], 2)} | "
                 f"{_f(c['wall_s'], 2)} | {_f(c['pages_per_s'])} | {_f(c['articles_per_s'])} | "
-                f"{_f(c['cpu_ms_per_page'], 2)} | {_f(c['peak_rss_mb'])} | {shares} | "
+                f"{_f(c['cpu_ms_per_page'], 2)} | {_f(c['peak_pss_mb'])} | {_f(c['max_rss_mb'])} | "
+                f"{shares} | "
                 f"{_f(c['vs_one_worker'], 2)} | {_f(c['vs_single_process'], 2)} |"
             )
     return lines
 
 
 def plot(results: dict[str, Any], path: Path) -> str:
-    """Throughput and peak RSS against N; a sentence saying what was done."""
+    """Throughput and peak memory (PSS of the process tree) against N; a sentence saying what
+    was done."""
     try:
         import matplotlib
 
@@ -336,8 +349,11 @@ def plot(results: dict[str, Any], path: Path) -> str:
             continue
         xs = [n for n, _ in points]
         ax1.plot(xs, [c["pages_per_s"] for _, c in points], marker="o", label=label)
-        ax2.plot(xs, [c["peak_rss_mb"] for _, c in points], marker="o", label=label)
-    for ax, title, unit in ((ax1, "Throughput", "pages/s"), (ax2, "Peak RSS", "MB")):
+        ax2.plot(xs, [c["peak_pss_mb"] for _, c in points], marker="o", label=label)
+    for ax, title, unit in (
+        (ax1, "Throughput", "pages/s"),
+        (ax2, "Peak memory (PSS, process tree)", "MB"),
+    ):
         ax.set_xscale("log")
         ax.set_xlabel("articles (N)")
         ax.set_ylabel(unit)

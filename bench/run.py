@@ -5,9 +5,12 @@ Rules:
 * one fast server per N (``bench.server``, its own process) serves the same pre-rendered pages
   to every contender; its throughput alone is measured and reported, and so is its CPU share
   during each crawl (well under one core means it was not what the crawl waited for);
-* every measured crawl is a child process (Twisted's reactor cannot restart); its CPU seconds
-  and peak RSS are the child's own ``rusage`` from ``os.wait4``, taken by a small launcher
-  (``bench/spawn.py``) so that the benchmark's own RSS is not inherited as a floor;
+* every measured crawl is a child process (Twisted's reactor cannot restart), started by a
+  small launcher (``bench/spawn.py``) so that the benchmark's own RSS is not inherited as a
+  floor; its peak memory is the peak of the PSS summed over its process tree (the command and
+  every helper process it forks), sampled every 0.1 s by the launcher, with the largest single
+  process's peak RSS (``ru_maxrss``) beside it; its CPU seconds are the whole tree's, from
+  ``os.wait4``;
 * contenders of one section alternate within each repeat (the order rotates from one repeat to
   the next) and every figure is the median over the repeats; ratios are ratios of medians;
 * crawl throughput is pages served (the server's log, robots.txt included) over Scrapy's
@@ -16,8 +19,8 @@ Rules:
 * a distributed crawl (K ``tianjin-updates worker`` processes and the seeding ``crawl
   --redis``, started together, each through the launcher) is timed by its run's own
   ``elapsed_time_seconds`` (the seeder's clock: run started to run finished, the end-of-crawl
-  wait and the workers' leaving included); its CPU is every process's, its peak RSS the
-  largest worker's.
+  wait and the workers' leaving included); its CPU is every process's, its peak memory the
+  largest worker's (each worker's process tree on its own).
 """
 
 from __future__ import annotations
@@ -70,10 +73,28 @@ def log(message: str) -> None:
 class ChildRun:
     code: int
     wall_s: float
+    #: CPU seconds of the whole process tree (``os.wait4``, orphans included).
     cpu_s: float
+    #: The largest single process's peak RSS (``ru_maxrss``).
     maxrss_mb: float
     stdout: str
     stderr: str
+    #: Peaks, over the launcher's samples, of the PSS and of the RSS summed over the tree.
+    peak_pss_mb: float = 0.0
+    peak_rss_sum_mb: float = 0.0
+    #: The peak of the anonymous part of the PSS summed over the tree (the heaps).
+    peak_pss_anon_mb: float = 0.0
+    #: The most processes in the tree at one sample.
+    processes: int = 0
+    #: Processes of the tree whose PSS could not be read (their RSS stood in).
+    pss_unreadable: int = 0
+    #: Descendants that outlived the command, and of those, the ones the launcher had to kill.
+    orphans: int = 0
+    orphans_killed: int = 0
+
+
+#: What the launchers reported that the results must say (PSS unreadable, orphans killed).
+MEMORY_NOTES: set[str] = set()
 
 
 def _child_env() -> dict[str, str]:
@@ -154,16 +175,35 @@ class Child:
             maxrss_mb=float(usage.get("maxrss_kb", 0)) / 1024,  # KiB on Linux
             stdout=(self._files / "stdout").read_text(encoding="utf-8", errors="replace"),
             stderr=(self._files / "stderr").read_text(encoding="utf-8", errors="replace"),
+            peak_pss_mb=float(usage.get("peak_pss_kb", 0)) / 1024,
+            peak_rss_sum_mb=float(usage.get("peak_rss_sum_kb", 0)) / 1024,
+            peak_pss_anon_mb=float(usage.get("peak_pss_anon_kb", 0)) / 1024,
+            processes=int(usage.get("peak_processes", 0)),
+            pss_unreadable=int(usage.get("pss_unreadable", 0)),
+            orphans=int(usage.get("orphans", 0)),
+            orphans_killed=int(usage.get("orphans_killed", 0)),
         )
         self._tmp.cleanup()
+        if run.pss_unreadable:
+            MEMORY_NOTES.add(
+                "smaps_rollup was unreadable for some processes: their RSS stands in for their "
+                "PSS in the peak memory figures"
+            )
+        if run.orphans_killed:
+            MEMORY_NOTES.add(
+                "some helper processes outlived their crawl by 10 s and were killed by the "
+                "launcher (their CPU and memory up to then are counted)"
+            )
+            log(f"{run.orphans_killed} process(es) outlived their command and were killed")
         return run
 
 
 def run_child(cmd: Sequence[str], cwd: Path, timeout: float = CRAWL_TIMEOUT) -> ChildRun:
-    """Run ``cmd`` to the end; its own CPU seconds and peak RSS from ``os.wait4``.
+    """Run ``cmd`` to the end; the CPU seconds and peak memory of its process tree.
 
     Through ``bench/spawn.py``: Linux carries a process's peak RSS over ``exec``, so a command
-    forked from this (large) process directly would report this process's RSS as its floor.
+    forked from this (large) process directly would report this process's RSS as its floor;
+    and the launcher, not the measured command, samples the tree's memory.
     """
     child = Child(cmd, cwd)
     try:
@@ -177,7 +217,7 @@ def run_children(
     cmds: Sequence[Sequence[str]], cwd: Path, timeout: float = CRAWL_TIMEOUT
 ) -> list[ChildRun]:
     """Run several commands at once (started in the order given), each through
-    ``bench/spawn.py`` as ``run_child`` does: every one's own CPU seconds and peak RSS, and its
+    ``bench/spawn.py`` as ``run_child`` does: every one's own CPU seconds and peak memory, and its
     wall seconds from its own start to its own exit (a thread per child waits for it, so the
     end is not rounded to a polling interval). When one exits with a non-zero status, or the
     timeout passes, the others are stopped: nothing is left waiting for a crawl that failed."""
@@ -355,7 +395,11 @@ def _crawl_figures(
         "elapsed_s": elapsed,
         "wall_s": run.wall_s,
         "cpu_s": run.cpu_s,
-        "peak_rss_mb": run.maxrss_mb,
+        "peak_pss_mb": run.peak_pss_mb,
+        "peak_rss_sum_mb": run.peak_rss_sum_mb,
+        "peak_pss_anon_mb": run.peak_pss_anon_mb,
+        "max_rss_mb": run.maxrss_mb,
+        "processes": run.processes,
         "pages_per_s": pages / elapsed,
         "articles_per_s": articles / elapsed,
         "cpu_ms_per_page": 1000 * run.cpu_s / pages,
@@ -602,8 +646,13 @@ def crawl_workers(
         "worker_cpu_s": sum(run.cpu_s for run in worker_runs),
         "seeder_cpu_s": seeder_run.cpu_s,
         "cpu_ms_per_page": 1000 * cpu / pages,
-        "peak_rss_mb": max(run.maxrss_mb for run in worker_runs),
-        "seeder_peak_rss_mb": seeder_run.maxrss_mb,
+        "peak_pss_mb": max(run.peak_pss_mb for run in worker_runs),
+        "peak_rss_sum_mb": max(run.peak_rss_sum_mb for run in worker_runs),
+        "peak_pss_anon_mb": max(run.peak_pss_anon_mb for run in worker_runs),
+        "max_rss_mb": max(run.maxrss_mb for run in worker_runs),
+        "processes": max(run.processes for run in worker_runs),
+        "seeder_peak_pss_mb": seeder_run.peak_pss_mb,
+        "seeder_max_rss_mb": seeder_run.maxrss_mb,
         "server_cpu_share": server_cpu / elapsed,
         "max_page_share": page_shares[0],
         "min_page_share": page_shares[-1],
@@ -1301,6 +1350,7 @@ def main(argv: list[str] | None = None) -> int:
                 worker_counts=results["workers"],
             )
     results["seconds"] = time.monotonic() - started
+    notes.extend(sorted(MEMORY_NOTES))
     results["targets"] = report.targets(results)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for name in (f"bench-{stamp}.json", "latest.json"):

@@ -71,8 +71,13 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
             "pages_per_s",
             "articles_per_s",
             "cpu_ms_per_page",
-            "peak_rss_mb",
+            "peak_pss_mb",
+            "peak_rss_sum_mb",
+            "max_rss_mb",
+            "processes",
         )
+        # The tree's PSS never exceeds the sum of its RSS.
+        assert size[name]["peak_pss_mb"] <= size[name]["peak_rss_sum_mb"] + 1
     if results["postgresql"] and results["redis"]:
         assert results["workers"] == [1, 2]
         workers = size["workers"]["by_workers"]
@@ -86,7 +91,8 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
                 "pages_per_s",
                 "articles_per_s",
                 "cpu_ms_per_page",
-                "peak_rss_mb",
+                "peak_pss_mb",
+                "max_rss_mb",
                 "vs_one_worker",
                 "vs_single_process",
             )
@@ -125,7 +131,7 @@ def test_benchmark_runs_at_small_n(tmp_path: Path) -> None:
         "extraction / plain lxml parse, time per page",
         "batched upsert / raw executemany of the same rows, articles/s",
         "re-crawl requests / first crawl requests",
-        "peak RSS sqlite / bare Scrapy",
+        "peak memory sqlite / bare Scrapy",
     }
 
     table = (tmp_path / "latest.md").read_text(encoding="utf-8")
