@@ -50,7 +50,9 @@ class StoredArticles:
                     raise
                 attempt += 1
                 delay = min(self.backoff * 2 ** (attempt - 1), 30.0)
-                logger.warning("%s; trying again in %.1f s (%d/%d)", exc, delay, attempt, self.retries)
+                logger.warning(
+                    "%s; trying again in %.1f s (%d/%d)", exc, delay, attempt, self.retries
+                )
                 await asyncio.sleep(delay)
 
     def open(self) -> None:

@@ -165,6 +165,9 @@ def run_crawl(
         # Scrapy installs its root log handler when the crawl starts, so filter it only now.
         for handler in logging.getLogger().handlers:
             handler.addFilter(_one_line_records)
+    # Scrapy filters its records at its root handler, after building them: a "Crawled" and a
+    # "Scraped" debug record per page and item. Its loggers' own level skips building them.
+    logging.getLogger("scrapy").setLevel(settings.get("LOG_LEVEL") or "DEBUG")
     process.start()
     stats = crawler.stats.get_stats() if crawler.stats else {}
     return CrawlOutcome(stats=dict(stats), seconds=time.monotonic() - started)

@@ -10,8 +10,6 @@ import unicodedata
 # line separators...) is what ``str.split()`` splits on.
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 _ZERO_WIDTH_TO_SPACE = str.maketrans(dict.fromkeys(_ZERO_WIDTH, " "))
-# The ASCII white space besides the plain space.
-_ASCII_SPACES = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 def clean_text(value: str | None) -> str:
@@ -25,13 +23,9 @@ def clean_text(value: str | None) -> str:
     """
     if not value:
         return ""
-    if (
-        value.isascii()
-        and "&" not in value
-        and "  " not in value
-        and not any(space in value for space in _ASCII_SPACES)
-    ):
-        # Plain ASCII with single spaces, the usual case: clean but for its ends.
+    if value.isascii() and value.isprintable() and "&" not in value and "  " not in value:
+        # Plain ASCII with single spaces, the usual case: clean but for its ends. (Every ASCII
+        # space but U+0020 is a control character, so ``isprintable`` rules them all out in C.)
         return value.strip()
     text = html.unescape(value) if "&" in value else value
     if any(mark in text for mark in _ZERO_WIDTH):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 #: The real hosts of the site (also the default of the ``TIANJIN_HOSTS`` setting).
@@ -60,8 +61,13 @@ class ListingRef:
     prefix: str
 
 
+@lru_cache(maxsize=4096)
 def parse_article_url(url: str) -> ArticleRef | None:
-    """Return the article id and page number of an article page URL, or None for other URLs."""
+    """Return the article id and page number of an article page URL, or None for other URLs.
+
+    Cached (the result is immutable): a crawl asks about the same URL from the listing, the
+    spider's request and the pager of every page of the article.
+    """
     m = ARTICLE_PATH_RE.match(urlsplit(url).path)
     if not m:
         return None

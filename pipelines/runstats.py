@@ -99,7 +99,8 @@ def run_summary(stats: Mapping[str, Any], finished_at: datetime | None = None) -
     articles["skipped"] = _sorted(_by_suffix(stats, "spider/articles_skipped/"))
     articles["dropped"] = _sorted(dropped)
     unreadable = _int(stats.get("spider/layout_drift")) + sum(
-        _int(stats.get(f"validate/dropped/{reason}")) for reason in ("no_title", "no_date", "no_body")
+        _int(stats.get(f"validate/dropped/{reason}"))
+        for reason in ("no_title", "no_date", "no_body")
     )
     return {
         "requests": _int(stats.get("downloader/request_count")),

@@ -43,7 +43,13 @@ _MIGRATION_LOCK_KEY = 7_357_001
 
 
 class StorageError(Exception):
-    """A database failure, described in one line fit for a user (``str(error)``)."""
+    """A database failure, described in one line fit for a user (``str(error)``).
+
+    ``transient``, when set, says whether waiting may heal it (``is_transient``): an error sent
+    from another process has lost the driver's exception behind it, so it carries the verdict.
+    """
+
+    transient: bool | None = None
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,6 +57,8 @@ def is_transient(exc: BaseException) -> bool:
     connection lost, SQLite's "database is locked"; False for bad data or a broken schema."""
     from sqlalchemy import exc as sa_exc
 
+    if isinstance(exc, StorageError) and exc.transient is not None:
+        return exc.transient
     cause = exc.__cause__ if isinstance(exc, StorageError) else exc
     if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
         return True

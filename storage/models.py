@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    text,
     JSON,
     BigInteger,
     Boolean,
@@ -34,6 +33,7 @@ from sqlalchemy import (
     Text,
     Unicode,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship

@@ -42,7 +42,7 @@ from twisted.python.failure import Failure
 from crawler.extract import ArticlePage, extract_article, extract_listing, find_section_url
 from crawler.incremental import StoredArticles
 from crawler.items import ArticleItem, ArticleSeen, ImageItem
-from crawler.text import join_paragraphs
+from crawler.offload import Helper, HelperGone, helper_of
 from crawler.urls import (
     DEFAULT_START_URL,
     article_page_url,
@@ -135,6 +135,8 @@ class TianjinUpdatesSpider(scrapy.Spider):
         self.queued: set[str] = set()
         # The crawl's id when this spider is one worker of a distributed crawl (crawler.frontier).
         self.frontier_crawl: str | None = None
+        # The process that reads pages beside the reactor (crawler.offload); None: read here.
+        self.helper: Helper | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TianjinUpdatesSpider:
@@ -149,6 +151,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
             else settings.getint("TIANJIN_MAX_PAGES", 0)
         )
         spider.frontier_crawl = settings.get("TIANJIN_FRONTIER_CRAWL") or None
+        spider.helper = helper_of(crawler)
         crawler.signals.connect(spider._record_progress, signal=signals.spider_closed)
         if settings.getbool("TIANJIN_INCREMENTAL", True) and not spider._full_arg:
             spider.stored = StoredArticles(
@@ -246,7 +249,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
             return
         stats = self.crawler.stats
         stats.inc_value("spider/listing_pages")
-        listing = extract_listing(response.text, response.url)
+        listing = await self._extract(extract_listing, response.text, response.url)
         articles = [
             url
             for url in listing.article_urls
@@ -377,7 +380,23 @@ class TianjinUpdatesSpider(scrapy.Spider):
             meta=meta,
         )
 
-    def parse_article(self, response: Response) -> Iterator[Any]:
+    async def _extract(self, read: Any, html: str, url: str) -> Any:
+        """``read(html, url)`` in the helper process while the reactor goes on downloading; here
+        when there is no helper (or it went away: the page is read here, nothing is lost)."""
+        helper = self.helper
+        if helper is not None:
+            try:
+                return await helper.call_async(read, html, url)
+            except HelperGone as exc:
+                if self.helper is not None:
+                    self.helper = None
+                    self.crawler.stats.inc_value("helper/lost")
+                    self.logger.warning(
+                        "%s: pages are read in the crawl's process from now on", exc
+                    )
+        return read(html, url)
+
+    async def parse_article(self, response: Response) -> AsyncIterator[Any]:
         assembly: ArticleAssembly = response.meta["article"]
         page = response.meta.get("article_page", 1)
         if response.status == 304:
@@ -385,15 +404,18 @@ class TianjinUpdatesSpider(scrapy.Spider):
             yield ArticleSeen(article_key=assembly.key, seen_at=datetime.now(UTC))
             return
         if not isinstance(response, TextResponse):
-            yield from self._page_failed(assembly, page, "not_html")
+            for out in self._page_failed(assembly, page, "not_html"):
+                yield out
             return
         if not response.body.strip():
-            yield from self._page_failed(assembly, page, "empty_page")
+            for out in self._page_failed(assembly, page, "empty_page"):
+                yield out
             return
-        extracted = extract_article(response.text, response.url)
+        extracted = await self._extract(extract_article, response.text, response.url)
         readable = bool(extracted.paragraphs or extracted.images)
         if not readable or (page == 1 and not (extracted.title and extracted.published_on)):
-            yield from self._page_failed(assembly, page, self._unreadable_kind(response))
+            for out in self._page_failed(assembly, page, self._unreadable_kind(response)):
+                yield out
             return
         if page == 1:
             assembly.etag = _header(response, b"ETag")
@@ -406,7 +428,8 @@ class TianjinUpdatesSpider(scrapy.Spider):
             if r and r.article_key == assembly.key
         ]
         assembly.page_count = max(assembly.page_count, *known)
-        yield from self._continue(assembly, page)
+        for out in self._continue(assembly, page):
+            yield out
 
     def _unreadable_kind(self, response: TextResponse) -> str:
         """Why a 200 page gave no article: the site's "not found" page, or a layout we cannot read."""
@@ -486,7 +509,9 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
         title=first.title,
         source=first.source,
         published_on=first.published_on,
-        body=join_paragraphs([p for page in ordered for p in page.paragraphs]),
+        # Extraction hands over paragraphs already cleaned (and the normalise pipeline cleans
+        # the body once more): joined as they are.
+        body="\n\n".join([p for page in ordered for p in page.paragraphs if p]),
         page_count=assembly.page_count,
         pages_fetched=len(assembly.pages),
         complete=not assembly.failed and len(assembly.pages) == assembly.page_count,
