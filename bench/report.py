@@ -19,18 +19,26 @@ def _target(name: str, n: int | str, value: float, op: str, bound: float) -> dic
     return {"target": name, "n": n, "value": value, "op": op, "bound": bound, "holds": holds}
 
 
+#: How the targets name each crawl contender.
+_NAMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "sqlite_nohelper": "sqlite without the helper process",
+}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue that this run can judge, with its measured value."""
     out: list[dict[str, Any]] = []
     sizes = _sizes(results)
     for n, r in sizes:
         bare = r.get("crawl_bare")
-        for backend, bound in (("sqlite", 0.85), ("postgresql", 0.8)):
+        for backend, bound in (("sqlite", 0.85), ("postgresql", 0.8), ("sqlite_nohelper", 0.85)):
             crawl = r.get(f"crawl_{backend}")
             if bare and crawl:
                 out.append(
                     _target(
-                        f"end-to-end {backend} / bare Scrapy pages/s",
+                        f"end-to-end {_NAMES[backend]} / bare Scrapy pages/s",
                         n,
                         crawl["pages_per_s"] / bare["pages_per_s"],
                         ">=",
@@ -70,12 +78,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if sizes:
         n, r = sizes[-1]
         bare = r.get("crawl_bare")
-        for backend in ("sqlite", "postgresql"):
+        for backend in ("sqlite", "postgresql", "sqlite_nohelper"):
             crawl = r.get(f"crawl_{backend}")
             if bare and crawl:
                 out.append(
                     _target(
-                        f"peak memory {backend} / bare Scrapy (PSS of the process tree)",
+                        f"peak memory {_NAMES[backend]} / bare Scrapy (PSS of the process tree)",
                         n,
                         crawl["peak_pss_mb"] / bare["peak_pss_mb"],
                         "<=",
@@ -85,13 +93,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if len(sizes) >= 2:
         (n0, r0), (n1, r1) = sizes[0], sizes[-1]
         bare0, bare1 = r0.get("crawl_bare"), r1.get("crawl_bare")
-        for backend in ("sqlite", "postgresql"):
+        for backend in ("sqlite", "postgresql", "sqlite_nohelper"):
             c0, c1 = r0.get(f"crawl_{backend}"), r1.get(f"crawl_{backend}")
             if bare0 and bare1 and c0 and c1:
                 grow = c1["peak_pss_mb"] - c0["peak_pss_mb"]
                 grow_bare = bare1["peak_pss_mb"] - bare0["peak_pss_mb"]
                 item = _target(
-                    f"peak memory growth {backend} / bare Scrapy growth "
+                    f"peak memory growth {_NAMES[backend]} / bare Scrapy growth "
                     f"(MB of PSS of the process tree, N {n0:,} to {n1:,})",
                     f"{n0}-{n1}",
                     grow / grow_bare if grow_bare > 0 else float("inf"),
@@ -142,6 +150,7 @@ def markdown(results: dict[str, Any]) -> str:
         "crawl_bare": "bare Scrapy",
         "crawl_sqlite": "`crawl` → SQLite",
         "crawl_postgresql": "`crawl` → PostgreSQL",
+        "crawl_sqlite_nohelper": "`crawl` → SQLite, no helper process",
         "recrawl": "re-crawl (unchanged) → SQLite",
     }
     for n, r in sizes:
@@ -152,7 +161,7 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             ratio = (
                 _f(c["pages_per_s"] / bare["pages_per_s"], 2)
-                if bare and key in ("crawl_sqlite", "crawl_postgresql")
+                if bare and key in ("crawl_sqlite", "crawl_postgresql", "crawl_sqlite_nohelper")
                 else "–"
             )
             lines.append(

@@ -409,8 +409,11 @@ def _crawl_figures(
     }
 
 
-def crawl_e2e(server: Server, db_url: str, work: Path) -> tuple[dict[str, Any], list[str]]:
-    """``tianjin-updates crawl`` of the bench server into ``db_url``: figures, paths served."""
+def crawl_e2e(
+    server: Server, db_url: str, work: Path, extra: Sequence[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """``tianjin-updates crawl`` of the bench server into ``db_url`` (``extra``: more options):
+    figures, paths served."""
     mark = server.mark()
     cpu0 = server.cpu()
     run = run_child(
@@ -424,6 +427,7 @@ def crawl_e2e(server: Server, db_url: str, work: Path) -> tuple[dict[str, Any], 
             "--progress",
             "0",
             *speed_settings(server),
+            *extra,
         ],
         cwd=work,
     )
@@ -1139,7 +1143,11 @@ def bench_size(
         result["server"] = measure_server(server, paths, work, server_seconds)
         log(f"N={n}: server alone {result['server']['pages_per_s']:.0f} pages/s")
 
-        contenders = [c for c in ("sqlite", "postgresql", "bare") if c not in skip]
+        # sqlite_nohelper: the same crawl with TIANJIN_HELPER_PROCESS=False (one process), to
+        # show what the helper process buys and costs.
+        contenders = [
+            c for c in ("sqlite", "postgresql", "bare", "sqlite_nohelper") if c not in skip
+        ]
         if not pg and "postgresql" in contenders:
             contenders.remove("postgresql")
         # Distributed crawls (K workers and a seeder) alternate with the one-process crawls.
@@ -1164,6 +1172,14 @@ def bench_size(
                     assert pg is not None and redis_url is not None
                     count = int(name.split(":")[1])
                     runs[name].append(crawl_workers(server, pg, redis_url, count, articles, work))
+                elif name == "sqlite_nohelper":
+                    db = work / f"crawl-{uuid.uuid4().hex[:8]}.sqlite3"
+                    figures, _ = crawl_e2e(
+                        server, f"sqlite:///{db}", work, ("-s", "TIANJIN_HELPER_PROCESS=False")
+                    )
+                    runs[name].append(figures)
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{db}{suffix}").unlink(missing_ok=True)
                 elif name == "sqlite":
                     db = work / f"crawl-{uuid.uuid4().hex[:8]}.sqlite3"
                     url = f"sqlite:///{db}"
