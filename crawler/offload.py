@@ -370,6 +370,10 @@ __all__ = ["Helper", "HelperGone", "helper_of", "helper_wanted", "on_helper_exit
 
 def _main(argv: list[str]) -> None:
     """``python -m crawler.offload FD FD``: the helper process, serving the lanes it was given."""
+    import gc
+
+    # As in the crawl (crawler.runner.GC_THRESHOLDS; not imported: that module loads Scrapy).
+    gc.set_threshold(10_000, 50, 100)
     _serve([socket.socket(fileno=int(fd)) for fd in argv])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -16,6 +17,12 @@ from typing import Any
 from scrapy.settings import Settings
 
 #: Settings that turn the polite real-site defaults into a full-speed crawl of our own loopback replica.
+#: The garbage collector's thresholds during a crawl (Python's: 700, 10, 10). Scrapy makes and
+#: drops objects by the hundred per page (requests, responses, deferreds, tasks): at the default
+#: the collector ran about every page and a tenth of a full-speed crawl's time went to it. A
+#: young generation of 10,000 objects and rarer older collections cost a few MB at most.
+GC_THRESHOLDS = (10_000, 50, 100)
+
 FULL_SPEED: dict[str, Any] = {
     "DOWNLOAD_DELAY": 0,
     "AUTOTHROTTLE_ENABLED": False,
@@ -168,6 +175,7 @@ def run_crawl(
     # Scrapy filters its records at its root handler, after building them: a "Crawled" and a
     # "Scraped" debug record per page and item. Its loggers' own level skips building them.
     logging.getLogger("scrapy").setLevel(settings.get("LOG_LEVEL") or "DEBUG")
+    gc.set_threshold(*GC_THRESHOLDS)
     process.start()
     stats = crawler.stats.get_stats() if crawler.stats else {}
     return CrawlOutcome(stats=dict(stats), seconds=time.monotonic() - started)

@@ -23,9 +23,15 @@ def clean_text(value: str | None) -> str:
     """
     if not value:
         return ""
-    if value.isascii() and value.isprintable() and "&" not in value and "  " not in value:
-        # Plain ASCII with single spaces, the usual case: clean but for its ends. (Every ASCII
-        # space but U+0020 is a control character, so ``isprintable`` rules them all out in C.)
+    if (
+        value.isprintable()
+        and "&" not in value
+        and "  " not in value
+        and (value.isascii() or unicodedata.is_normalized("NFC", value))
+    ):
+        # Single spaces, no entity, NFC: the usual case, clean but for its ends. Every space-like
+        # character but U+0020 (and every zero-width one) is a "separator" or "other" character
+        # to Unicode, so ``isprintable`` rules them all out in one scan in C.
         return value.strip()
     text = html.unescape(value) if "&" in value else value
     if any(mark in text for mark in _ZERO_WIDTH):
@@ -34,6 +40,30 @@ def clean_text(value: str | None) -> str:
     if text.isascii() or unicodedata.is_normalized("NFC", text):
         return text
     return unicodedata.normalize("NFC", text)
+
+
+def normalise_body(body: str | None) -> str:
+    """An article body (paragraphs separated by ``"\\n\\n"``) with each paragraph cleaned and
+    empty ones dropped; a body that is already so comes back as it is, checked in a few scans
+    of the whole text instead of paragraph by paragraph."""
+    if not body:
+        return ""
+    if (
+        "&" not in body
+        and "  " not in body
+        and "\n\n\n" not in body
+        and "\n " not in body
+        and " \n" not in body
+        and body[0] not in " \n"
+        and body[-1] not in " \n"
+        # A "\n" left after this is inside a paragraph; every other space-like character is
+        # not printable either (see clean_text).
+        and body.replace("\n\n", " ").isprintable()
+        # NFC as a whole means NFC paragraph by paragraph: a line break composes with nothing.
+        and (body.isascii() or unicodedata.is_normalized("NFC", body))
+    ):
+        return body
+    return join_paragraphs(body.split("\n\n"))
 
 
 def join_paragraphs(paragraphs: list[str]) -> str:

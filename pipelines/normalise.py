@@ -7,7 +7,7 @@ from urllib.parse import urldefrag, urlsplit, urlunsplit
 
 from itemadapter import ItemAdapter
 
-from crawler.text import clean_text, join_paragraphs
+from crawler.text import clean_text, normalise_body
 from crawler.urls import canonical_article_url, parse_article_url
 
 
@@ -20,11 +20,6 @@ def canonical_url(url: str) -> str:
         return canonical_article_url(url)
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def normalise_body(body: str | None) -> str:
-    """Each ``"\\n\\n"``-separated paragraph cleaned; empty ones dropped."""
-    return join_paragraphs(body.split("\n\n")) if body else ""
 
 
 class NormalisePipeline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crawler.text import clean_text, join_paragraphs
+from crawler.text import clean_text, join_paragraphs, normalise_body
 
 
 def test_clean_text_decodes_entities_spaces_and_composes() -> None:
@@ -50,6 +50,11 @@ def test_shortcut_for_clean_ascii_changes_nothing() -> None:
         "&nbsp;",
         "e\u0301",
         "\u5929\u6d25",
+        "\u00e9",
+        "\u0301",
+        "\u2028",
+        "\x85",
+        "\u201cquoted\u201d",
         ".",
         "&",
     ]
@@ -57,3 +62,36 @@ def test_shortcut_for_clean_ascii_changes_nothing() -> None:
     for _ in range(20000):
         value = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
         assert clean_text(value) == _slow_clean(value), repr(value)
+
+
+def test_a_body_already_normal_is_returned_as_it_is_and_any_other_is_cleaned() -> None:
+    import random
+
+    pieces = [
+        "word",
+        "Tianjin",
+        "\u5929\u6d25",
+        "\u00e9",
+        "e\u0301",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "\n\n\n",
+        "\u00a0",
+        "\u200b",
+        "&amp;",
+        "\t",
+        "\u201c",
+        ".",
+    ]
+    rng = random.Random(11)
+    unchanged = 0
+    for _ in range(30000):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        want = join_paragraphs(body.split("\n\n"))
+        got = normalise_body(body)
+        assert got == want, repr(body)
+        unchanged += got is body
+    assert unchanged > 1000  # the shortcut was taken, not only the long road
+    assert normalise_body("One.\n\nTwo \u5929\u6d25.") == "One.\n\nTwo \u5929\u6d25."
