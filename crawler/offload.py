@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import pickle
@@ -374,6 +375,11 @@ def _main(argv: list[str]) -> None:
 
     # As in the crawl (crawler.runner.GC_THRESHOLDS; not imported: that module loads Scrapy).
     gc.set_threshold(10_000, 50, 100)
+    # Load the work's modules now, while the crawl is still starting, not when the first page
+    # and the first batch come: extraction first (pages come first), storage beside it.
+    import crawler.extract  # noqa: F401
+
+    threading.Thread(target=importlib.import_module, args=("storage.repository",)).start()
     _serve([socket.socket(fileno=int(fd)) for fd in argv])
 
 
