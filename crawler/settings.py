@@ -91,7 +91,7 @@ TIANJIN_DB_RETRY_BACKOFF = 1.0
 #: Read pages, and sign and write batches, in a helper process beside the crawl's (see
 #: crawler/offload.py), so the crawl's own process only downloads: True, False, or "auto" (on
 #: at full speed, i.e. no DOWNLOAD_DELAY and no AutoThrottle; off for a polite crawl, which waits
-#: on the network). About 30 % more pages/s on two cores for about 60 MB more memory.
+#: on the network). 30–45 % more pages/s on two cores for about 60 MB more memory.
 TIANJIN_HELPER_PROCESS = "auto"
 #: Estimated Jaccard similarity (3-word shingles) from which a re-post counts as a near-duplicate.
 TIANJIN_NEAR_DUPLICATE_THRESHOLD = 0.8
