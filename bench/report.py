@@ -352,6 +352,7 @@ def plot(results: dict[str, Any], path: Path) -> str:
         ("crawl_bare", "bare Scrapy"),
         ("crawl_sqlite", "crawl → SQLite"),
         ("crawl_postgresql", "crawl → PostgreSQL"),
+        ("crawl_sqlite_nohelper", "crawl → SQLite, no helper process"),
     ):
         points = [(n, r[key]) for n, r in sizes if r.get(key)]
         if not points:
