@@ -94,3 +94,39 @@ def test_killing_the_helper_half_way_loses_nothing(tmp_path: Path) -> None:
     assert run["status"] == "succeeded"
     assert run["stats"]["helper/lost"] == 1
     assert "helper process went away" in err
+
+
+def test_a_killed_crawl_leaves_no_helper_running(tmp_path: Path) -> None:
+    site = ReplicaSite(articles=200, seed=33)
+    db = f"sqlite:///{tmp_path / 'orphan.sqlite3'}"
+    with ReplicaServer(site) as server:
+        proc = subprocess.Popen(
+            [
+                cli_path(), "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
+                *fast_settings(server), "-s", "TIANJIN_HELPER_PROCESS=True",
+                "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        helpers: list[int] = []
+        while not helpers and time.monotonic() < deadline:
+            assert proc.poll() is None, "the crawl ended before it could be killed"
+            helpers = helpers_of(proc.pid)
+            time.sleep(0.05)
+        assert helpers, "the crawl started no helper process"
+        time.sleep(1)  # pages and batches under way
+        proc.kill()
+        proc.wait()
+
+        def running(pid: int) -> bool:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                return False
+            return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+        deadline = time.monotonic() + 15
+        while any(map(running, helpers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(running, helpers)), "the helper outlived the crawl"
