@@ -33,6 +33,20 @@ def helpers_of(pid: int) -> list[int]:
     return found
 
 
+def start_slow_crawl(server: ReplicaServer, db: str) -> subprocess.Popen[str]:
+    """A crawl with a helper process, slow enough that pages and batches still come when a
+    process is killed."""
+    return subprocess.Popen(
+        [
+            cli_path(), "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
+            *fast_settings(server), "-s", "TIANJIN_HELPER_PROCESS=True",
+            "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", "TIANJIN_BATCH_SIZE=5",
+            "-s", "TIANJIN_FLUSH_SECONDS=0.2",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 def test_with_and_without_the_helper_the_database_is_the_same(tmp_path: Path) -> None:
     site = ReplicaSite(articles=60, seed=31)
     rows = {}
@@ -56,17 +70,7 @@ def test_killing_the_helper_half_way_loses_nothing(tmp_path: Path) -> None:
     site = ReplicaSite(articles=200, seed=32)
     db = f"sqlite:///{tmp_path / 'killed.sqlite3'}"
     with ReplicaServer(site) as server:
-        proc = subprocess.Popen(
-            [
-                cli_path(), "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
-                *fast_settings(server),
-                "-s", "TIANJIN_HELPER_PROCESS=True",
-                # Slow enough that the helper is killed while pages and batches still come.
-                "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", "TIANJIN_BATCH_SIZE=5",
-                "-s", "TIANJIN_FLUSH_SECONDS=0.2",
-            ],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        proc = start_slow_crawl(server, db)
         deadline = time.monotonic() + 60
         helpers: list[int] = []
         while time.monotonic() < deadline:
@@ -100,14 +104,7 @@ def test_a_killed_crawl_leaves_no_helper_running(tmp_path: Path) -> None:
     site = ReplicaSite(articles=200, seed=33)
     db = f"sqlite:///{tmp_path / 'orphan.sqlite3'}"
     with ReplicaServer(site) as server:
-        proc = subprocess.Popen(
-            [
-                cli_path(), "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
-                *fast_settings(server), "-s", "TIANJIN_HELPER_PROCESS=True",
-                "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        proc = start_slow_crawl(server, db)
         deadline = time.monotonic() + 60
         helpers: list[int] = []
         while not helpers and time.monotonic() < deadline:
@@ -117,7 +114,7 @@ def test_a_killed_crawl_leaves_no_helper_running(tmp_path: Path) -> None:
         assert helpers, "the crawl started no helper process"
         time.sleep(1)  # pages and batches under way
         proc.kill()
-        proc.wait()
+        proc.communicate()
 
         def running(pid: int) -> bool:
             try:
