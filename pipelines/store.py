@@ -299,6 +299,10 @@ class StorePipeline:
     async def process_item(self, item: Any) -> Any:
         if isinstance(item, ArticleSeen):
             self._seen.append(item.article_key)
+            # A 304 waits for its flush like an article: a distributed crawl holds the request
+            # behind it until it is recorded, and cannot end before.
+            if self._batch_started is None:
+                self._batch_started = monotonic()
             return item
         record = article_record(item)
         self._batch.append(record)
@@ -366,7 +370,7 @@ class StorePipeline:
                 return
             except TimeoutError:
                 pass
-            if self._batch and self._batch_age() >= self.flush_seconds:
+            if (self._batch or self._seen) and self._batch_age() >= self.flush_seconds:
                 await self._flush()
 
     async def _flush(self) -> None:
@@ -375,6 +379,8 @@ class StorePipeline:
         async with self._lock:
             if self._seen:
                 seen, self._seen = self._seen, []
+                if not self._batch:
+                    self._batch_started = None
                 try:
                     await asyncio.to_thread(self._repository.mark_seen, seen, _now())
                 except StorageError as exc:

@@ -19,8 +19,14 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
-from crawler.items import ArticleItem, ImageItem
-from pipelines.store import StorePipeline, article_record, json_safe, run_status
+from crawler.items import ArticleItem, ArticleSeen, ImageItem
+from pipelines.store import (
+    StorePipeline,
+    article_record,
+    articles_stored,
+    json_safe,
+    run_status,
+)
 from storage.db import StorageError, make_engine
 from storage.repository import ArticleRecord, ImageRecord, Repository
 
@@ -345,6 +351,32 @@ def test_an_old_batch_is_flushed_without_more_items(sqlite_url: str) -> None:
     run(crawl)
     assert read_repo(sqlite_url, Repository.count_articles) == 2
     assert crawler.stats.get_value("store/batches") == 2
+
+
+def test_a_lone_not_modified_answer_is_recorded_without_more_items(sqlite_url: str) -> None:
+    # A 304 that arrives after the last article of a crawl must not wait for the crawl's end: a
+    # distributed crawl cannot end while the request behind it is not recorded.
+    crawler = make_crawler(sqlite_url, TIANJIN_FLUSH_SECONDS=0.1)
+    pipeline = StorePipeline.from_crawler(crawler)
+    stored: list[list[str]] = []
+    crawler.signals.connect(
+        lambda keys: stored.append(list(keys)), signal=articles_stored, weak=False
+    )
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        await pipeline.process_item(article("1"))
+        await pipeline._flush()
+        await pipeline.process_item(ArticleSeen(article_key="1", seen_at=datetime.now(UTC)))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(stored) == 2:
+                break
+        assert stored == [["1"], ["1"]]
+        assert crawler.stats.get_value("store/articles_unchanged") == 1
+        await close(crawler, pipeline)
+
+    run(crawl)
 
 
 @pytest.mark.parametrize(
