@@ -191,7 +191,6 @@ class Helper:
         self._store_sock: socket.socket | None = None
         self._store_lock = threading.Lock()
         self._lane: _AsyncLane | None = None
-        self._lane_loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Future[Any] | None = None
         self.gone = False
 
@@ -241,7 +240,6 @@ class Helper:
             self._connecting = asyncio.ensure_future(
                 loop.create_connection(_AsyncLane, sock=self._extract_sock)
             )
-            self._lane_loop = loop
         _transport, lane = await asyncio.shield(self._connecting)
         self._lane = lane
         return lane
