@@ -249,7 +249,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
             return
         stats = self.crawler.stats
         stats.inc_value("spider/listing_pages")
-        listing = await self._extract(extract_listing, response.text, response.url)
+        # Read here, not in the helper process: a listing page is what the crawl's supply of
+        # work waits for (the next listing page and twenty articles), one page in twenty.
+        listing = extract_listing(response.text, response.url)
         articles = [
             url
             for url in listing.article_urls
