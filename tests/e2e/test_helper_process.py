@@ -44,7 +44,26 @@ def start_slow_crawl(server: ReplicaServer, db: str) -> subprocess.Popen[str]:
             "-s", "TIANJIN_FLUSH_SECONDS=0.2",
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    )  # fmt: skip
+
+
+def wait_for_helpers(proc: subprocess.Popen[str], db: str, stored: int = 0) -> list[int]:
+    """The running crawl's helper processes, once it has them and ``stored`` articles."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the crawl ended before the test could act on it"
+        helpers = helpers_of(proc.pid)
+        if helpers and stored:
+            try:
+                count = query(db, "SELECT COUNT(*) AS n FROM articles")[0]["n"]
+            except Exception:  # noqa: BLE001 - the database or its schema may not be there yet
+                count = 0
+            if count >= stored:
+                return helpers
+        elif helpers:
+            return helpers
+        time.sleep(0.05)
+    raise AssertionError("the crawl started no helper process, or stored too little in time")
 
 
 def test_with_and_without_the_helper_the_database_is_the_same(tmp_path: Path) -> None:
@@ -56,7 +75,7 @@ def test_with_and_without_the_helper_the_database_is_the_same(tmp_path: Path) ->
             result = run_cli(
                 "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
                 *fast_settings(server), "-s", f"TIANJIN_HELPER_PROCESS={helper}",
-            )
+            )  # fmt: skip
             assert result.code == 0, result.stderr[-2000:]
             rows[helper] = query(db, f"SELECT {COLUMNS} FROM articles ORDER BY article_key")
             run = read_runs(db)[-1]
@@ -71,21 +90,7 @@ def test_killing_the_helper_half_way_loses_nothing(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'killed.sqlite3'}"
     with ReplicaServer(site) as server:
         proc = start_slow_crawl(server, db)
-        deadline = time.monotonic() + 60
-        helpers: list[int] = []
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the crawl ended before its helper could be killed"
-            helpers = helpers_of(proc.pid)
-            stored = 0
-            if helpers and (tmp_path / "killed.sqlite3").exists():
-                try:
-                    stored = query(db, "SELECT COUNT(*) AS n FROM articles")[0]["n"]
-                except Exception:  # noqa: BLE001 - the schema may not be there yet
-                    stored = 0
-            if stored >= 10:
-                break
-            time.sleep(0.05)
-        assert helpers, "the crawl started no helper process"
+        helpers = wait_for_helpers(proc, db, stored=10)
         for pid in helpers:
             os.kill(pid, signal.SIGKILL)
         _out, err = proc.communicate(timeout=240)
@@ -105,13 +110,7 @@ def test_a_killed_crawl_leaves_no_helper_running(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'orphan.sqlite3'}"
     with ReplicaServer(site) as server:
         proc = start_slow_crawl(server, db)
-        deadline = time.monotonic() + 60
-        helpers: list[int] = []
-        while not helpers and time.monotonic() < deadline:
-            assert proc.poll() is None, "the crawl ended before it could be killed"
-            helpers = helpers_of(proc.pid)
-            time.sleep(0.05)
-        assert helpers, "the crawl started no helper process"
+        helpers = wait_for_helpers(proc, db)
         time.sleep(1)  # pages and batches under way
         proc.kill()
         proc.communicate()
