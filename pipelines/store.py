@@ -237,9 +237,7 @@ class StorePipeline:
             joined_run_id=settings.getint("TIANJIN_RUN_ID") or None,
         )
         pipeline.crawler = crawler
-        pipeline.helper = (
-            None if __import__("os").environ.get("UB_NOSTOREHELPER") else helper_of(crawler)
-        )
+        pipeline.helper = helper_of(crawler)
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
 
