@@ -323,7 +323,7 @@ class Server:
 
 def speed_settings(server: Server) -> list[str]:
     """-s options of a full-speed crawl of the bench server, the same for every crawler."""
-    from crawler.runner import FULL_SPEED
+    from crawler.profiles import FULL_SPEED
 
     values = {**FULL_SPEED, "TIANJIN_HOSTS": server.hosts}
     return [arg for name, value in values.items() for arg in ("-s", f"{name}={value}")]

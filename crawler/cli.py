@@ -54,6 +54,21 @@ def prepare_database(url: str) -> None:
 
 
 def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
+    from crawler import settings as project
+    from crawler.offload import discard_prestarted, prestart
+
+    redis_url = overrides.get("TIANJIN_REDIS_URL", project.TIANJIN_REDIS_URL)
+    if not (getattr(args, "redis", None) or redis_url):
+        # A crawl in this process at full speed: its helper process is forked now, before Scrapy
+        # is loaded, sharing the modules it needs with the crawl and ready when the crawl starts.
+        prestart(overrides)
+    try:
+        return _crawl_here(args, overrides, start_url)
+    finally:
+        discard_prestarted()
+
+
+def _crawl_here(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
     from crawler.distributed import DistributedError, NotPostgreSQL, require_postgresql
     from crawler.runner import CrawlBusy, build_settings, crawl_lock_held, run_crawl, summary_lines
     from storage.db import StorageError
@@ -248,7 +263,7 @@ def _worker_forever(args: argparse.Namespace, redis_url: str, db: str) -> int:
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
-    from crawler.runner import SettingError, parse_setting_options
+    from crawler.profiles import SettingError, parse_setting_options
 
     try:
         overrides: dict[str, Any] = dict(parse_setting_options(args.set))
@@ -260,11 +275,20 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.offload import discard_prestarted, prestart
+    from crawler.profiles import FULL_SPEED
     from crawler.replica import ReplicaServer, ReplicaSite
-    from crawler.runner import FULL_SPEED
 
-    site = ReplicaSite(articles=args.articles)
-    with ReplicaServer(site) as server:
+    # The helper process is forked before the server's threads start (see _crawl).
+    prestart({**FULL_SPEED, "TIANJIN_REDIS_URL": ""})
+    try:
+        return _demo(args, FULL_SPEED, ReplicaServer(ReplicaSite(articles=args.articles)))
+    finally:
+        discard_prestarted()
+
+
+def _demo(args: argparse.Namespace, full_speed: dict[str, Any], replica: Any) -> int:
+    with replica as server:
         print(
             f"Serving a replica of the site ({args.articles} articles) at {server.base_url}",
             file=sys.stderr,
@@ -273,7 +297,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # Politeness is for the real site; our own loopback server is crawled at full speed,
         # in this process (the demo is never distributed).
         overrides: dict[str, Any] = {
-            **FULL_SPEED,
+            **full_speed,
             "TIANJIN_HOSTS": ",".join(server.hosts),
             "TIANJIN_REDIS_URL": "",
         }
@@ -374,7 +398,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from crawler.runner import SettingError, parse_setting_options
+    from crawler.profiles import SettingError, parse_setting_options
     from crawler.schedule import (
         ConfigError,
         build_config,

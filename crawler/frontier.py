@@ -846,7 +846,9 @@ class FrontierMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if not crawler.settings.get("TIANJIN_FRONTIER_CRAWL"):
-            raise NotConfigured("not a worker of a distributed crawl")
+            # Not a worker of a distributed crawl. Without a message: Scrapy logs a warning
+            # for every NotConfigured that carries one, on every ordinary crawl.
+            raise NotConfigured
         return cls(Frontier.of(crawler))
 
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
@@ -882,7 +884,9 @@ class FrontierExtension:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if not crawler.settings.get("TIANJIN_FRONTIER_CRAWL"):
-            raise NotConfigured("not a worker of a distributed crawl")
+            # Not a worker of a distributed crawl. Without a message: Scrapy logs a warning
+            # for every NotConfigured that carries one, on every ordinary crawl.
+            raise NotConfigured
         ext = cls(crawler, Frontier.of(crawler))
         s = crawler.signals
         s.connect(ext.spider_opened, signal=signals.spider_opened)

@@ -9,6 +9,10 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from scrapy.downloadermiddlewares.redirect import (
+    MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware,
+)
+from scrapy.downloadermiddlewares.redirect import RedirectMiddleware as ScrapyRedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware
 from scrapy.utils.httpobj import urlparse_cached
@@ -125,6 +129,26 @@ class RedirectLoopMiddleware:
         if target in chain:
             raise IgnoreRequest(f"redirect loop: {request.url} -> {target}")
         return response
+
+
+class _RefererOptional:
+    """Scrapy's redirect middlewares warn, on every crawl, that no Referer spider middleware is
+    there to set a redirected request's Referer header. This crawl sends none on purpose
+    (``REFERER_ENABLED = False``): they then just drop the header, without the warning."""
+
+    crawler: Any
+
+    def _engine_started(self) -> None:
+        if self.crawler.settings.getbool("REFERER_ENABLED"):
+            super()._engine_started()  # type: ignore[misc]
+
+
+class RedirectMiddleware(_RefererOptional, ScrapyRedirectMiddleware):
+    """Scrapy's, without the warning about a Referer middleware this crawl turns off."""
+
+
+class MetaRefreshMiddleware(_RefererOptional, ScrapyMetaRefreshMiddleware):
+    """Scrapy's, without the warning about a Referer middleware this crawl turns off."""
 
 
 class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):

@@ -39,7 +39,8 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -219,6 +220,45 @@ class Helper:
         self._store_sock = store_parent
         logger.debug("Helper process %s started", self.process.pid)
 
+    def fork(self) -> None:
+        """Start the helper as a fork of this process, which must not have loaded Scrapy yet
+        (``prestart``): the helper then shares the already-loaded extraction and storage modules
+        with the crawl instead of loading its own copy, and is ready at once."""
+        import gc
+
+        extract_parent, extract_child = socket.socketpair()
+        store_parent, store_child = socket.socketpair()
+        # Objects that exist now are left alone by the collector from here on, in both
+        # processes: a collection writes to every object it visits, which would copy the shared
+        # pages it visits into each process.
+        gc.collect()
+        gc.freeze()
+        try:
+            pid = os.fork()
+        except OSError:
+            for sock in (extract_parent, extract_child, store_parent, store_child):
+                sock.close()
+            raise
+        if pid == 0:  # the helper
+            code = 0
+            try:
+                extract_parent.close()
+                store_parent.close()
+                _become_helper()
+                _serve([extract_child, store_child])
+            except BaseException:
+                code = 1
+                with contextlib.suppress(Exception):
+                    logger.exception("The helper process failed")
+            finally:
+                os._exit(code)
+        extract_child.close()
+        store_child.close()
+        self.process = _Child(pid)
+        self._extract_sock = extract_parent
+        self._store_sock = store_parent
+        logger.debug("Helper process %s forked", pid)
+
     @property
     def alive(self) -> bool:
         return not self.gone and self.process is not None and self.process.poll() is None
@@ -292,6 +332,113 @@ class Helper:
                 process.wait()
 
 
+class _Child:
+    """A forked helper, seen through the few ``subprocess.Popen`` methods ``Helper`` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: gone all the same
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"helper {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _become_helper() -> None:
+    """Set up a process to serve as the helper: its name, signals and collector."""
+    import gc
+
+    # "tianjin-helper" in ps and top, where a fork would otherwise look like the crawl itself.
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write("tianjin-helper")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # As in the crawl (crawler.runner.GC_THRESHOLDS; not imported: that module loads Scrapy).
+    gc.set_threshold(10_000, 50, 100)
+
+
+#: The helper ``prestart`` forked for the crawl this process is about to run, until it is taken.
+_PRESTARTED: Helper | None = None
+
+
+def _early_wanted(overrides: Mapping[str, Any]) -> bool:
+    """``helper_wanted`` judged from the project's settings module and ``overrides`` alone,
+    without Scrapy's ``Settings`` (loading it is what ``prestart`` must come before). A value
+    it cannot read counts as no: the crawl then decides with its real settings, as without
+    ``prestart``."""
+    from crawler import settings as project
+
+    def value(name: str, default: Any) -> Any:
+        return overrides.get(name, getattr(project, name, default))
+
+    def flag(raw: Any) -> bool:
+        if isinstance(raw, str):
+            text = raw.strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return bool(raw)
+
+    try:
+        helper = value("TIANJIN_HELPER_PROCESS", "auto")
+        if isinstance(helper, str) and helper.strip().lower() == "auto":
+            delay = float(value("DOWNLOAD_DELAY", 0) or 0)
+            return delay == 0 and not flag(value("AUTOTHROTTLE_ENABLED", False))
+        return flag(helper)
+    except (TypeError, ValueError):
+        return False
+
+
+def prestart(overrides: Mapping[str, Any]) -> None:
+    """Fork the helper of the crawl this process is about to run, before it loads Scrapy, when
+    ``overrides`` (over the project's settings) will want one. ``helper_of`` takes it; one not
+    taken is ended by ``discard_prestarted``. Where fork is missing or fails, nothing happens:
+    ``helper_of`` then starts a fresh interpreter as before."""
+    global _PRESTARTED
+    if _PRESTARTED is not None or not hasattr(os, "fork") or not _early_wanted(overrides):
+        return
+    if "scrapy" in sys.modules or "twisted.internet.reactor" in sys.modules:
+        return  # too late: the helper would share (and soon copy) the crawl's whole heap
+    import crawler.extract  # noqa: F401 - what the helper runs, loaded once for both processes
+    import storage.repository  # noqa: F401
+
+    helper = Helper()
+    try:
+        helper.fork()
+    except OSError as exc:
+        logger.debug("No forked helper (%s)", exc)
+        return
+    _PRESTARTED = helper
+
+
+def discard_prestarted() -> None:
+    """End the helper ``prestart`` forked, if no crawl took it."""
+    global _PRESTARTED
+    helper, _PRESTARTED = _PRESTARTED, None
+    if helper is not None:
+        helper.close()
+
+
 def helper_wanted(settings: Any) -> bool:
     """Whether ``TIANJIN_HELPER_PROCESS`` asks for a helper: ``auto`` (the default) does when the
     crawl runs at full speed (no download delay, no AutoThrottle), the only case where its one
@@ -307,16 +454,23 @@ def helper_wanted(settings: Any) -> bool:
 def helper_of(crawler: Any) -> Helper | None:
     """The crawl's helper process, started on first use when ``helper_wanted``; None when it is
     not wanted or could not start (the caller then does the work in the crawl's process)."""
+    global _PRESTARTED
     if not helper_wanted(crawler.settings):
+        discard_prestarted()
         return None
     helper = getattr(crawler, "_tianjin_helper", None)
     if helper is None:
-        helper = Helper()
-        try:
-            helper.start()
-        except OSError as exc:
-            logger.warning("No helper process (%s): pages are read and stored here", exc)
-            helper.gone = True
+        helper, _PRESTARTED = _PRESTARTED, None
+        if helper is not None and not helper.alive:
+            helper.close()
+            helper = None
+        if helper is None:
+            helper = Helper()
+            try:
+                helper.start()
+            except OSError as exc:
+                logger.warning("No helper process (%s): pages are read and stored here", exc)
+                helper.gone = True
         crawler._tianjin_helper = helper
         _close_with(crawler, helper)
     return None if helper.gone else helper
@@ -364,15 +518,21 @@ def sign_and_save(
         raise
 
 
-__all__ = ["Helper", "HelperGone", "helper_of", "helper_wanted", "on_helper_exit", "sign_and_save"]
+__all__ = [
+    "Helper",
+    "HelperGone",
+    "discard_prestarted",
+    "helper_of",
+    "helper_wanted",
+    "on_helper_exit",
+    "prestart",
+    "sign_and_save",
+]
 
 
 def _main(argv: list[str]) -> None:
     """``python -m crawler.offload FD FD``: the helper process, serving the lanes it was given."""
-    import gc
-
-    # As in the crawl (crawler.runner.GC_THRESHOLDS; not imported: that module loads Scrapy).
-    gc.set_threshold(10_000, 50, 100)
+    _become_helper()
     # Load the work's modules now, while the crawl is still starting, not when the first page
     # and the first batch come: extraction first (pages come first), storage beside it.
     import crawler.extract  # noqa: F401

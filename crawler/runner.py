@@ -16,24 +16,26 @@ from typing import Any
 
 from scrapy.settings import Settings
 
-#: Settings that turn the polite real-site defaults into a full-speed crawl of our own loopback replica.
+from crawler.profiles import FULL_SPEED, SettingError, parse_setting_options
+
 #: The garbage collector's thresholds during a crawl (Python's: 700, 10, 10). Scrapy makes and
 #: drops objects by the hundred per page (requests, responses, deferreds, tasks): at the default
 #: the collector ran about every page and a tenth of a full-speed crawl's time went to it. A
 #: young generation of 10,000 objects and rarer older collections cost a few MB at most.
 GC_THRESHOLDS = (10_000, 50, 100)
 
-FULL_SPEED: dict[str, Any] = {
-    "DOWNLOAD_DELAY": 0,
-    "AUTOTHROTTLE_ENABLED": False,
-    "CONCURRENT_REQUESTS": 32,
-    "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
-    "TIANJIN_RETRY_BACKOFF": 0,
-}
-
-
-class SettingError(ValueError):
-    """A ``-s NAME=VALUE`` option that cannot be understood."""
+__all__ = [
+    "FULL_SPEED",
+    "GC_THRESHOLDS",
+    "CrawlBusy",
+    "CrawlOutcome",
+    "SettingError",
+    "build_settings",
+    "crawl_lock_held",
+    "parse_setting_options",
+    "run_crawl",
+    "summary_lines",
+]
 
 
 class CrawlBusy(Exception):
@@ -88,18 +90,6 @@ def _busy_message(repo: Any, exc: Any, db_label: str) -> str:
         f"another crawl is running on {db_label}{who}; not starting a second one, "
         "try again when it has finished"
     )
-
-
-def parse_setting_options(options: list[str] | None) -> dict[str, str]:
-    """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``; a missing ``=`` or name is an error."""
-    result: dict[str, str] = {}
-    for option in options or []:
-        name, sep, value = option.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise SettingError(f"-s expects NAME=VALUE, got {option!r}")
-        result[name] = value
-    return result
 
 
 def build_settings(overrides: Mapping[str, Any]) -> Settings:

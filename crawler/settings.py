@@ -46,6 +46,11 @@ DOWNLOADER_MIDDLEWARES = {
     # Our subclass adds backoff (and Retry-After) to Scrapy's retry middleware, in its slot.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # Scrapy's redirect middlewares, minus a warning on every crawl that REFERER_ENABLED is off.
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.middlewares.MetaRefreshMiddleware": 580,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.middlewares.RedirectMiddleware": 600,
     # A redirect back onto its own chain is reported as an error, not dropped silently.
     "crawler.middlewares.RedirectLoopMiddleware": 650,
     # Scrapy's robots.txt middleware lets through all but one of the requests that wait for a

@@ -4,23 +4,35 @@ callers are told at once and nothing waits for ever."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+import types
 from datetime import UTC, date, datetime
 
 import pytest
 from scrapy.settings import Settings
 
+from crawler import offload
 from crawler.extract import extract_article, extract_listing
-from crawler.offload import Helper, HelperGone, helper_wanted, sign_and_save
+from crawler.offload import (
+    Helper,
+    HelperGone,
+    _early_wanted,
+    helper_of,
+    helper_wanted,
+    sign_and_save,
+)
 from crawler.replica import ReplicaSite
 from storage.db import StorageError, is_transient
 from storage.repository import ArticleRecord
 
 
-@pytest.fixture
-def helper() -> Helper:
+@pytest.fixture(params=["start", "fork"])
+def helper(request: pytest.FixtureRequest) -> Helper:
+    """A helper started both ways: a fresh interpreter (``start``), and a fork of this process
+    (``fork``, as ``prestart`` does before a command loads Scrapy)."""
     started = Helper()
-    started.start()
+    getattr(started, request.param)()
     yield started
     started.close()
 
@@ -90,9 +102,10 @@ def test_a_killed_helper_fails_pending_and_later_calls_with_helper_gone(helper: 
     assert not helper.alive
 
 
-def test_close_ends_the_helper_promptly() -> None:
+@pytest.mark.parametrize("how", ["start", "fork"])
+def test_close_ends_the_helper_promptly(how: str) -> None:
     started = Helper()
-    started.start()
+    getattr(started, how)()
     assert started.call(pow, 3, 2) == 9
     process = started.process
     assert process is not None and process.poll() is None
@@ -140,3 +153,46 @@ def test_auto_wants_a_helper_only_at_full_speed(values: dict[str, object], wante
     settings.setmodule("crawler.settings", priority="project")
     settings.setdict(values, priority="cmdline")
     assert helper_wanted(settings) is wanted
+    # The judgement a command makes before loading Scrapy (to fork the helper early) agrees.
+    assert _early_wanted(values) is wanted
+    assert _early_wanted({k: str(v) for k, v in values.items()}) is wanted
+
+
+def test_a_helper_forked_before_the_crawl_is_the_one_the_crawl_uses() -> None:
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.setdict({"TIANJIN_HELPER_PROCESS": "True"}, priority="cmdline")
+    crawler = types.SimpleNamespace(settings=settings, signals=_Signals())
+    forked = Helper()
+    forked.fork()
+    offload._PRESTARTED = forked
+    try:
+        assert helper_of(crawler) is forked
+        assert offload._PRESTARTED is None
+        assert forked.call(pow, 2, 10) == 1024
+    finally:
+        forked.close()
+    # Not wanted by the crawl's settings: the forked helper is ended, none is started.
+    settings.set("TIANJIN_HELPER_PROCESS", "False", priority="cmdline")
+    unwanted = Helper()
+    unwanted.fork()
+    offload._PRESTARTED = unwanted
+    process = unwanted.process
+    assert helper_of(types.SimpleNamespace(settings=settings, signals=_Signals())) is None
+    assert offload._PRESTARTED is None
+    assert process is not None and process.poll() is not None
+
+
+def test_prestart_refuses_once_scrapy_is_loaded() -> None:
+    # This test process has loaded Scrapy: a fork now would share (and soon copy) its heap.
+    assert "scrapy" in sys.modules
+    offload.prestart({"TIANJIN_HELPER_PROCESS": "True"})
+    assert offload._PRESTARTED is None
+
+
+class _Signals:
+    def __init__(self) -> None:
+        self.connected: list[object] = []
+
+    def connect(self, receiver: object, **_kwargs: object) -> None:
+        self.connected.append(receiver)

@@ -192,13 +192,19 @@ def test_demo_quick_start_in_an_empty_directory(tmp_path: Path) -> None:
     stored = read_articles(db)
     expected = ReplicaSite(articles=50).expected()
     assert sorted(stored) == sorted(expected)
+    # What it reports is the crawl's own findings, not Scrapy's remarks on the project's set-up
+    # (a middleware that is off on an ordinary crawl, the Referer middleware turned off).
+    assert "[scrapy.middleware]" not in result.stderr
+    assert "RefererMiddleware" not in result.stderr
     assert "Look at the data" in result.stdout
     assert "sqlite3 tianjin_updates.sqlite3" in result.stdout
     assert "tianjin-updates runs\n" in result.stdout
     # The commands it suggests work as printed.
     assert run_cli("runs", cwd=tmp_path).stdout.splitlines()[1].split()[4] == "succeeded"
     assert run_cli("export", "-o", "articles.jsonl", cwd=tmp_path).code == 0
-    assert len((tmp_path / "articles.jsonl").read_text(encoding="utf-8").splitlines()) == len(stored)
+    assert len((tmp_path / "articles.jsonl").read_text(encoding="utf-8").splitlines()) == len(
+        stored
+    )
 
 
 def test_scrapy_crawl_from_the_repository_root(replica: ReplicaServer, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ COLUMNS = "article_key, url, title, source, published_on, body, page_count, comp
 
 
 def helpers_of(pid: int) -> list[int]:
-    """Process ids of the crawl's helper processes (its children running crawler.offload)."""
+    """Process ids of the crawl's helper processes: its children named "tianjin-helper",
+    whether forked by the command before it loaded Scrapy or started as ``python -m
+    crawler.offload``."""
     found = []
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -25,10 +27,10 @@ def helpers_of(pid: int) -> list[int]:
         return []
     for child in children:
         try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            name = Path(f"/proc/{child}/comm").read_text().strip()
         except OSError:
             continue
-        if b"crawler.offload" in cmdline:
+        if name == "tianjin-helper":
             found.append(int(child))
     return found
 
