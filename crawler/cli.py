@@ -137,6 +137,22 @@ def _seed_crawl(
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from crawler.offload import discard_prestarted, prestart
+    from crawler.profiles import SettingError, parse_setting_options
+
+    try:
+        overrides: dict[str, Any] = dict(parse_setting_options(args.set))
+    except SettingError as exc:
+        raise CommandError(str(exc)) from None
+    if not args.forever:  # --forever runs each crawl in a child process, which forks its own
+        prestart(overrides)  # as in _crawl: before Scrapy is loaded
+    try:
+        return _worker(args, overrides)
+    finally:
+        discard_prestarted()
+
+
+def _worker(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from crawler.distributed import (
         DistributedError,
         NotPostgreSQL,
@@ -149,12 +165,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker_summary_lines,
     )
     from crawler.frontier import DEFAULT_PREFIX, worker_name
-    from crawler.runner import SettingError, build_settings, parse_setting_options, run_crawl
+    from crawler.runner import build_settings, run_crawl
 
-    try:
-        overrides: dict[str, Any] = dict(parse_setting_options(args.set))
-    except SettingError as exc:
-        raise CommandError(str(exc)) from None
     settings = build_settings(overrides)
     redis_url = args.redis or settings.get("TIANJIN_REDIS_URL")
     if not redis_url:

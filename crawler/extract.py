@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from html import unescape as html_unescape
@@ -37,8 +37,9 @@ from unicodedata import normalize
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from lxml import etree
+from w3lib.encoding import html_to_unicode
 
-from crawler.text import clean_text
+from crawler.text import NormalBody, clean_text, page_body
 from crawler.urls import (
     ARTICLE_PATH_RE,
     LISTING_PATH_RE,
@@ -1645,6 +1646,17 @@ def _usual_article(
 def extract_article(html: str, url: str) -> ArticlePage:
     """Title, source, date, body paragraphs, images and pager of one article page."""
     return _extract_article(html, url)
+
+
+def read_article_page(body: bytes, encoding: str, url: str) -> tuple[ArticlePage, NormalBody, bool]:
+    """An article page as the spider needs it, from the response's bytes and encoding (what
+    travels to the helper process, instead of a decoded copy): decoded exactly as Scrapy's
+    ``TextResponse.text`` decodes it and read by ``extract_article``. Returned: the page
+    without its paragraphs, their normalised body text (``crawler.text.page_body``), and
+    whether there were any (the paragraphs do not travel back a second time)."""
+    page = extract_article(html_to_unicode(f"charset={encoding}", body)[1], url)
+    text = page_body(list(page.paragraphs))
+    return replace(page, paragraphs=()), text, bool(page.paragraphs)
 
 
 def _extract_article(html: str, url: str, fast: bool = True) -> ArticlePage:

@@ -117,6 +117,11 @@ SPIDER_MIDDLEWARES = {
     # step. Depth limits and depth statistics are of no use to a crawl that follows URL shapes
     # (its own rules bound how deep it goes): off.
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    # Two more layers over every callback's output, of no use here: the spider builds its URLs
+    # from the site's short URL shapes (never near the 2,083-character limit) and makes every
+    # request's meta afresh, never copying a response's (a test runs a crawl with both on).
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 # The site needs no Referer header; computing the referrer policy of every request yielded by a
 # callback cost 3 % of the crawl's CPU.

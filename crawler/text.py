@@ -25,7 +25,7 @@ def clean_text(value: str | None) -> str:
         return ""
     if (
         value.isprintable()
-        and "&" not in value
+        and ("&" not in value or _no_entity(value))
         and "  " not in value
         and (value.isascii() or unicodedata.is_normalized("NFC", value))
     ):
@@ -42,14 +42,44 @@ def clean_text(value: str | None) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def _no_entity(text: str) -> bool:
+    """Whether ``html.unescape`` leaves ``text`` as it is: its "&" are literal ("R&D"), as in
+    most articles here, not the start of an entity. (An entity never spans a line break, so
+    this holds for a whole body exactly when it holds for each paragraph.)"""
+    return html.unescape(text) == text
+
+
+class NormalBody(str):
+    """Text that ``normalise_body`` returned, or a join of such texts (``join_bodies``):
+    ``normalise_body`` gives it back as a plain ``str`` without scanning it again. Made only by
+    ``page_body`` and ``join_bodies``."""
+
+    __slots__ = ()
+
+
+def page_body(paragraphs: list[str]) -> NormalBody:
+    """The normalised body text of one page's paragraphs."""
+    return NormalBody(normalise_body("\n\n".join(paragraphs)))
+
+
+def join_bodies(bodies: list[str]) -> str:
+    """The pages' bodies, in order, as one body (empty ones left out). When every part is a
+    ``NormalBody`` so is the whole: cleaned, non-empty paragraphs joined by one blank line
+    stay so when joined the same way, and a line break composes with nothing under NFC."""
+    body = "\n\n".join([b for b in bodies if b])
+    return NormalBody(body) if all(type(b) is NormalBody for b in bodies) else body
+
+
 def normalise_body(body: str | None) -> str:
     """An article body (paragraphs separated by ``"\\n\\n"``) with each paragraph cleaned and
     empty ones dropped; a body that is already so comes back as it is, checked in a few scans
-    of the whole text instead of paragraph by paragraph."""
+    of the whole text instead of paragraph by paragraph (or not at all: a ``NormalBody``)."""
     if not body:
         return ""
+    if type(body) is NormalBody:
+        return str(body)
     if (
-        "&" not in body
+        ("&" not in body or _no_entity(body))
         and "  " not in body
         and "\n\n\n" not in body
         and "\n " not in body

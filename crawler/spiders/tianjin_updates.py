@@ -39,10 +39,11 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from crawler.extract import ArticlePage, extract_article, extract_listing, find_section_url
+from crawler.extract import ArticlePage, extract_listing, find_section_url, read_article_page
 from crawler.incremental import StoredArticles
 from crawler.items import ArticleItem, ArticleSeen, ImageItem
 from crawler.offload import Helper, HelperGone, helper_of
+from crawler.text import join_bodies, page_body
 from crawler.urls import (
     DEFAULT_START_URL,
     article_page_url,
@@ -71,6 +72,8 @@ class ArticleAssembly:
     url: str
     page_count: int = 1
     pages: dict[int, ArticlePage] = field(default_factory=dict)
+    #: Each page's normalised body text (``crawler.extract.read_article_page``).
+    bodies: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
     etag: str | None = None
     last_modified: str | None = None
@@ -382,13 +385,13 @@ class TianjinUpdatesSpider(scrapy.Spider):
             meta=meta,
         )
 
-    async def _extract(self, read: Any, html: str, url: str) -> Any:
-        """``read(html, url)`` in the helper process while the reactor goes on downloading; here
+    async def _extract(self, read: Any, *args: Any) -> Any:
+        """``read(*args)`` in the helper process while the reactor goes on downloading; here
         when there is no helper (or it went away: the page is read here, nothing is lost)."""
         helper = self.helper
         if helper is not None:
             try:
-                return await helper.call_async(read, html, url)
+                return await helper.call_async(read, *args)
             except HelperGone as exc:
                 if self.helper is not None:
                     self.helper = None
@@ -396,7 +399,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
                     self.logger.warning(
                         "%s: pages are read in the crawl's process from now on", exc
                     )
-        return read(html, url)
+        return read(*args)
 
     async def parse_article(self, response: Response) -> AsyncIterator[Any]:
         assembly: ArticleAssembly = response.meta["article"]
@@ -413,8 +416,10 @@ class TianjinUpdatesSpider(scrapy.Spider):
             for out in self._page_failed(assembly, page, "empty_page"):
                 yield out
             return
-        extracted = await self._extract(extract_article, response.text, response.url)
-        readable = bool(extracted.paragraphs or extracted.images)
+        extracted, body, has_paragraphs = await self._extract(
+            read_article_page, response.body, response.encoding, response.url
+        )
+        readable = has_paragraphs or bool(extracted.images)
         if not readable or (page == 1 and not (extracted.title and extracted.published_on)):
             for out in self._page_failed(assembly, page, self._unreadable_kind(response)):
                 yield out
@@ -423,6 +428,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
             assembly.etag = _header(response, b"ETag")
             assembly.last_modified = _header(response, b"Last-Modified")
         assembly.pages[page] = extracted
+        assembly.bodies[page] = body
         known = [extracted.page_count or 1, page]
         known += [
             r.page
@@ -511,9 +517,14 @@ def build_item(assembly: ArticleAssembly) -> ArticleItem:
         title=first.title,
         source=first.source,
         published_on=first.published_on,
-        # Extraction hands over paragraphs already cleaned (and the normalise pipeline cleans
-        # the body once more): joined as they are.
-        body="\n\n".join([p for page in ordered for p in page.paragraphs if p]),
+        # Each page's body is normalised where it was read; joined, so is the article's (the
+        # normalise pipeline then need not scan it again: crawler.text.NormalBody).
+        body=join_bodies(
+            [
+                assembly.bodies[k] if k in assembly.bodies else page_body(list(page.paragraphs))
+                for k, page in sorted(assembly.pages.items())
+            ]
+        ),
         page_count=assembly.page_count,
         pages_fetched=len(assembly.pages),
         complete=not assembly.failed and len(assembly.pages) == assembly.page_count,

@@ -57,6 +57,11 @@ def test_shortcut_for_clean_ascii_changes_nothing() -> None:
         "\u201cquoted\u201d",
         ".",
         "&",
+        "R&D",
+        "&copy",
+        "&#39",
+        "&x",
+        ";",
     ]
     rng = random.Random(7)
     for _ in range(20000):
@@ -84,6 +89,11 @@ def test_a_body_already_normal_is_returned_as_it_is_and_any_other_is_cleaned() -
         "\t",
         "\u201c",
         ".",
+        "R&D",
+        "&copy",
+        "&#39",
+        "&",
+        ";",
     ]
     rng = random.Random(11)
     unchanged = 0
@@ -95,3 +105,9 @@ def test_a_body_already_normal_is_returned_as_it_is_and_any_other_is_cleaned() -
         unchanged += got is body
     assert unchanged > 1000  # the shortcut was taken, not only the long road
     assert normalise_body("One.\n\nTwo \u5929\u6d25.") == "One.\n\nTwo \u5929\u6d25."
+    # A literal ampersand, as in most bodies of the site ("R&D"), keeps the shortcut; one that
+    # starts an entity does not.
+    body = "Spending on R&D grew.\n\nR&D & more."
+    assert normalise_body(body) is body
+    assert normalise_body("Fish &amp; chips.\n\nR&D.") == "Fish & chips.\n\nR&D."
+    assert clean_text("R&D &copy 2024") == "R&D \u00a9 2024"

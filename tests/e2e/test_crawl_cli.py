@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -205,6 +206,29 @@ def test_demo_quick_start_in_an_empty_directory(tmp_path: Path) -> None:
     assert len((tmp_path / "articles.jsonl").read_text(encoding="utf-8").splitlines()) == len(
         stored
     )
+
+
+def test_the_spider_middlewares_left_out_would_find_nothing(tmp_path: Path) -> None:
+    """crawler/settings.py turns Scrapy's URL-length and meta-copy spider middlewares off (each
+    wraps every callback's output); with them on, over a site with redirects and retries, the
+    first drops no request and the second sees no response's meta carried into a request."""
+    site = ReplicaSite(articles=60, seed=41)
+    db = f"sqlite:///{tmp_path / 'middlewares.sqlite3'}"
+    both = {
+        "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": 800,
+        "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": 1000,
+    }
+    with ReplicaServer(site) as server:
+        result = run_cli(
+            "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
+            *fast_settings(server), "-s", f"SPIDER_MIDDLEWARES={json.dumps(both)}",
+            "-s", "LOG_LEVEL=INFO",
+        )  # fmt: skip
+    assert result.code == 0, result.stderr[-2000:]
+    assert "MetaCopyDetectionMiddleware" in result.stderr  # on, as Scrapy's list of them shows
+    assert "internal meta keys" not in result.stderr
+    assert "url length" not in result.stderr
+    assert sorted(read_articles(db)) == sorted(site.expected())
 
 
 def test_scrapy_crawl_from_the_repository_root(replica: ReplicaServer, tmp_path: Path) -> None:
