@@ -108,6 +108,11 @@ EXTENSIONS = {
     "crawler.progress.ProgressReporter": 500,
     # A worker of a distributed crawl: joins, waits for the others, leaves (off otherwise).
     "crawler.frontier.FrontierExtension": 100,
+    # Scrapy's telnet console and (2.19) remote control each listen on a local port and let
+    # whoever reaches it run code in the crawl; a background ingestion job needs neither. Not
+    # loading them also saves about a second of start-up (the remote control loads aiohttp).
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,
 }
 SPIDER_MIDDLEWARES = {
     # Nearest the engine: a distributed crawl's worker queues what a callback yields in Redis

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from crawler.replica import ReplicaServer, ReplicaSite
 
-from .conftest import fast_settings, read_articles, read_runs, run_cli
+from .conftest import cli_path, fast_settings, read_articles, read_runs, run_cli
 
 
 def assert_matches_replica(stored: dict, site: ReplicaSite, base_url: str) -> None:
@@ -229,6 +232,60 @@ def test_the_spider_middlewares_left_out_would_find_nothing(tmp_path: Path) -> N
     assert "internal meta keys" not in result.stderr
     assert "url length" not in result.stderr
     assert sorted(read_articles(db)) == sorted(site.expected())
+
+
+def _listening_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:[") : -1])
+    return found
+
+
+def test_a_crawl_listens_on_no_port(tmp_path: Path) -> None:
+    """Scrapy's telnet console and remote control (each runs code sent to a local port) are off."""
+    site = ReplicaSite(articles=150, seed=44, faults=False)
+    db = f"sqlite:///{tmp_path / 'ports.sqlite3'}"
+    with ReplicaServer(site) as server:
+        proc = subprocess.Popen(
+            [
+                cli_path(), "crawl", "--start-url", server.base_url, "--db", db, "--progress", "0",
+                *fast_settings(server), "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.requests) < 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, "the crawl ended before it could be looked at"
+            pids = [proc.pid, *map(int, Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                                   .read_text().split())]  # fmt: skip
+            listening = _listening_inodes()
+            open_sockets = set().union(*map(_socket_inodes, pids))
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=60)
+    assert open_sockets, "the crawl's sockets were seen"
+    assert not open_sockets & listening
 
 
 def test_scrapy_crawl_from_the_repository_root(replica: ReplicaServer, tmp_path: Path) -> None:
