@@ -401,29 +401,24 @@ class TianjinUpdatesSpider(scrapy.Spider):
                     )
         return read(*args)
 
-    async def parse_article(self, response: Response) -> AsyncIterator[Any]:
+    async def parse_article(self, response: Response) -> list[Any]:
+        # A coroutine returning a list, not an async generator: Scrapy then starts handling the
+        # output only once the page is read, instead of its output workers waiting meanwhile.
         assembly: ArticleAssembly = response.meta["article"]
         page = response.meta.get("article_page", 1)
         if response.status == 304:
             self.crawler.stats.inc_value("incremental/not_modified")
-            yield ArticleSeen(article_key=assembly.key, seen_at=datetime.now(UTC))
-            return
+            return [ArticleSeen(article_key=assembly.key, seen_at=datetime.now(UTC))]
         if not isinstance(response, TextResponse):
-            for out in self._page_failed(assembly, page, "not_html"):
-                yield out
-            return
+            return list(self._page_failed(assembly, page, "not_html"))
         if not response.body.strip():
-            for out in self._page_failed(assembly, page, "empty_page"):
-                yield out
-            return
+            return list(self._page_failed(assembly, page, "empty_page"))
         extracted, body, has_paragraphs = await self._extract(
             read_article_page, response.body, response.encoding, response.url
         )
         readable = has_paragraphs or bool(extracted.images)
         if not readable or (page == 1 and not (extracted.title and extracted.published_on)):
-            for out in self._page_failed(assembly, page, self._unreadable_kind(response)):
-                yield out
-            return
+            return list(self._page_failed(assembly, page, self._unreadable_kind(response)))
         if page == 1:
             assembly.etag = _header(response, b"ETag")
             assembly.last_modified = _header(response, b"Last-Modified")
@@ -436,8 +431,7 @@ class TianjinUpdatesSpider(scrapy.Spider):
             if r and r.article_key == assembly.key
         ]
         assembly.page_count = max(assembly.page_count, *known)
-        for out in self._continue(assembly, page):
-            yield out
+        return list(self._continue(assembly, page))
 
     def _unreadable_kind(self, response: TextResponse) -> str:
         """Why a 200 page gave no article: the site's "not found" page, or a layout we cannot read."""
