@@ -61,7 +61,7 @@ def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str |
     if not (getattr(args, "redis", None) or redis_url):
         # A crawl in this process at full speed: its helper process is forked now, before Scrapy
         # is loaded, sharing the modules it needs with the crawl and ready when the crawl starts.
-        prestart(overrides)
+        prestart(overrides, resolve_db(args.db))
     try:
         return _crawl_here(args, overrides, start_url)
     finally:
@@ -145,7 +145,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except SettingError as exc:
         raise CommandError(str(exc)) from None
     if not args.forever:  # --forever runs each crawl in a child process, which forks its own
-        prestart(overrides)  # as in _crawl: before Scrapy is loaded
+        prestart(overrides, resolve_db(args.db))  # as in _crawl: before Scrapy is loaded
     try:
         return _worker(args, overrides)
     finally:
@@ -292,7 +292,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from crawler.replica import ReplicaServer, ReplicaSite
 
     # The helper process is forked before the server's threads start (see _crawl).
-    prestart({**FULL_SPEED, "TIANJIN_REDIS_URL": ""})
+    prestart({**FULL_SPEED, "TIANJIN_REDIS_URL": ""}, resolve_db(args.db))
     try:
         return _demo(args, FULL_SPEED, ReplicaServer(ReplicaSite(articles=args.articles)))
     finally:
