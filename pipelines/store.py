@@ -261,9 +261,11 @@ class StorePipeline:
         # of an executemany) it waits for the reactor to hand over the GIL, by default up to
         # 5 ms: a batch of 50 took 150 ms instead of 15, batches queued up behind it and held
         # about 2,000 responses (+70 MB at 10,000 articles). At 0.1 ms no batch queues up and the
-        # crawl is as fast as before.
-        # (With a helper process the thread only waits for it, and needs no such thing.)
-        if self.helper is None and sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
+        # crawl is as fast as before. With a helper process the writing thread only waits for
+        # it, but the spider's lookups of stored articles (crawler.incremental) still run in a
+        # thread, one per listing page, and every listing page waits for its lookup: at 5 ms a
+        # hand-over, a lookup took up to a second and the downloader ran dry meanwhile.
+        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
         for name in COUNTERS:
             self.stats.set_value(name, 0)
