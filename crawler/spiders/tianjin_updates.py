@@ -261,6 +261,13 @@ class TianjinUpdatesSpider(scrapy.Spider):
             if is_site_url(url, self.hosts) and parse_article_url(url)
         ]
         all_known = bool(articles)
+        # A deep crawl reads the whole listing whatever is stored (the stop rule is off): the
+        # next listing page is asked for now, while this page's articles are looked up. The
+        # listing pages are the chain every article waits on.
+        ahead = self.stored is not None and self.deep
+        if ahead:
+            for request in self._next_listing_pages(response, listing.listing_urls, False):
+                yield request
         if self.stored is None:
             for url in articles:
                 for request in self._article_request(url, response):
@@ -296,8 +303,9 @@ class TianjinUpdatesSpider(scrapy.Spider):
                         yield request
                 else:
                     stats.inc_value("incremental/skipped_known")
-        for request in self._next_listing_pages(response, listing.listing_urls, all_known):
-            yield request
+        if not ahead:
+            for request in self._next_listing_pages(response, listing.listing_urls, all_known):
+                yield request
 
     def _next_listing_pages(
         self, response: Response, pager: tuple[str, ...], all_known: bool
