@@ -58,8 +58,11 @@ class NormalBody(str):
 
 
 def page_body(paragraphs: list[str]) -> NormalBody:
-    """The normalised body text of one page's paragraphs."""
-    return NormalBody(normalise_body("\n\n".join(paragraphs)))
+    """The body text of one page's paragraphs as extraction hands them over: each already cleaned
+    (``ArticlePage.paragraphs``: ``clean_text`` of its text, so one line with no space at either
+    end), so joining the non-empty ones is all ``normalise_body`` would do. Tests hold every page
+    extraction reads to this (tests/crawler/test_read_page.py)."""
+    return NormalBody("\n\n".join([p for p in paragraphs if p]))
 
 
 def join_bodies(bodies: list[str]) -> str:
