@@ -363,6 +363,25 @@ class _Child:
             os.kill(self.pid, signal.SIGKILL)
 
 
+#: glibc's ``mallopt`` parameter for the most malloc arenas a process keeps.
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """At most ``count`` malloc arenas in this process (glibc; elsewhere nothing happens). glibc
+    gives each thread that allocates its own arena, up to eight per core, and memory freed in
+    one is not reused by the others: the crawl's threads (reactor, writer, lookups, DNS) and
+    the helper's two lanes left 2 MB more in use at 10,000 articles. Call before threads start."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name).mallopt(_M_ARENA_MAX, count)
+
+
 def _become_helper() -> None:
     """Set up a process to serve as the helper: its name, signals and collector."""
     import gc
@@ -420,6 +439,7 @@ def prestart(overrides: Mapping[str, Any], db_url: str | None = None) -> None:
         return
     if "scrapy" in sys.modules or "twisted.internet.reactor" in sys.modules:
         return  # too late: the helper would share (and soon copy) the crawl's whole heap
+    limit_malloc_arenas()  # for both processes, before either starts a thread
     import crawler.extract  # noqa: F401 - what the helper runs, loaded once for both processes
     import storage.repository  # noqa: F401
 
@@ -540,6 +560,7 @@ __all__ = [
 
 def _main(argv: list[str]) -> None:
     """``python -m crawler.offload FD FD``: the helper process, serving the lanes it was given."""
+    limit_malloc_arenas()
     _become_helper()
     # Load the work's modules now, while the crawl is still starting, not when the first page
     # and the first batch come: extraction first (pages come first), storage beside it.

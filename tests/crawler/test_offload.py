@@ -196,3 +196,38 @@ class _Signals:
 
     def connect(self, receiver: object, **_kwargs: object) -> None:
         self.connected.append(receiver)
+
+
+_ARENAS_SCRIPT = r"""
+import ctypes, os, sys, threading
+from crawler.offload import limit_malloc_arenas
+if sys.argv[1] == "limit":
+    limit_malloc_arenas(1)
+def work():
+    blocks = [ctypes.create_string_buffer(4096) for _ in range(2000)]
+    del blocks
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fdopen.restype = ctypes.c_void_p
+read, write = os.pipe()
+stream = libc.fdopen(write, b"w")
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+print(os.read(read, 1 << 20).decode().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_limit_malloc_arenas_keeps_threads_in_one_arena() -> None:
+    import subprocess
+
+    def arenas(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _ARENAS_SCRIPT, mode], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.split()[-1])
+
+    assert arenas("limit") == 1
+    assert arenas("default") > 1  # what the limit prevents: an arena per thread
