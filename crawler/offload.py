@@ -141,6 +141,9 @@ class _AsyncLane(asyncio.Protocol):
         self.buffer = bytearray()
         self.next_id = 0
         self.closed = False
+        #: Frames written in this turn of the loop, sent together at its end: one system call
+        #: (and one wake-up of the helper) for the pages of a burst of responses, not one each.
+        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -178,8 +181,16 @@ class _AsyncLane(asyncio.Protocol):
             return future
         self.next_id += 1
         self.pending[self.next_id] = future
-        self.transport.write(_frame((self.next_id, fn, args)))
+        if not self.outgoing:
+            loop.call_soon(self._send)
+        self.outgoing.append(_frame((self.next_id, fn, args)))
         return future
+
+    def _send(self) -> None:
+        frames, self.outgoing = self.outgoing, []
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return  # connection_lost has failed (or will fail) every pending call
+        self.transport.write(b"".join(frames))
 
 
 class Helper:
