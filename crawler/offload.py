@@ -198,7 +198,7 @@ class Helper:
     for one thread at a time). ``start()`` starts it; ``close()`` ends it."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | _Child | None = None
         self._extract_sock: socket.socket | None = None
         self._store_sock: socket.socket | None = None
         self._store_lock = threading.Lock()
