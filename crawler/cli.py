@@ -294,12 +294,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The helper process is forked before the server's threads start (see _crawl).
     prestart({**FULL_SPEED, "TIANJIN_REDIS_URL": ""}, resolve_db(args.db))
     try:
-        return _demo(args, FULL_SPEED, ReplicaServer(ReplicaSite(articles=args.articles)))
+        return _demo(args, ReplicaServer(ReplicaSite(articles=args.articles)))
     finally:
         discard_prestarted()
 
 
-def _demo(args: argparse.Namespace, full_speed: dict[str, Any], replica: Any) -> int:
+def _demo(args: argparse.Namespace, replica: Any) -> int:
+    from crawler.profiles import FULL_SPEED
+
     with replica as server:
         print(
             f"Serving a replica of the site ({args.articles} articles) at {server.base_url}",
@@ -309,7 +311,7 @@ def _demo(args: argparse.Namespace, full_speed: dict[str, Any], replica: Any) ->
         # Politeness is for the real site; our own loopback server is crawled at full speed,
         # in this process (the demo is never distributed).
         overrides: dict[str, Any] = {
-            **full_speed,
+            **FULL_SPEED,
             "TIANJIN_HOSTS": ",".join(server.hosts),
             "TIANJIN_REDIS_URL": "",
         }

@@ -442,9 +442,9 @@ def _early_wanted(overrides: Mapping[str, Any]) -> bool:
 def prestart(overrides: Mapping[str, Any], db_url: str | None = None) -> None:
     """Fork the helper of the crawl this process is about to run, before it loads Scrapy, when
     ``overrides`` (over the project's settings) will want one; ``db_url`` names the database
-    whose driver to load first. ``helper_of`` takes it; one not
-    taken is ended by ``discard_prestarted``. Where fork is missing or fails, nothing happens:
-    ``helper_of`` then starts a fresh interpreter as before."""
+    whose driver to load first. ``helper_of`` takes it; one not taken is ended by
+    ``discard_prestarted``. Where fork is missing or fails, nothing happens: ``helper_of`` then
+    starts a fresh interpreter as before."""
     global _PRESTARTED
     if _PRESTARTED is not None or not hasattr(os, "fork") or not _early_wanted(overrides):
         return
