@@ -50,9 +50,9 @@ def _no_entity(text: str) -> bool:
 
 
 class NormalBody(str):
-    """Text that ``normalise_body`` returned, or a join of such texts (``join_bodies``):
-    ``normalise_body`` gives it back as a plain ``str`` without scanning it again. Made only by
-    ``page_body`` and ``join_bodies``."""
+    """A body already in the form ``normalise_body`` returns (cleaned, non-empty paragraphs
+    joined by one blank line): ``normalise_body`` gives it back as a plain ``str`` without
+    scanning it again. Made only by ``page_body`` and ``join_bodies``."""
 
     __slots__ = ()
 
