@@ -57,23 +57,25 @@ def _crawl(args: argparse.Namespace, overrides: dict[str, Any], start_url: str |
     from crawler import settings as project
     from crawler.offload import discard_prestarted, prestart
 
+    db = resolve_db(args.db)
     redis_url = overrides.get("TIANJIN_REDIS_URL", project.TIANJIN_REDIS_URL)
     if not (getattr(args, "redis", None) or redis_url):
         # A crawl in this process at full speed: its helper process is forked now, before Scrapy
         # is loaded, sharing the modules it needs with the crawl and ready when the crawl starts.
-        prestart(overrides, resolve_db(args.db))
+        prestart(overrides, db)
     try:
-        return _crawl_here(args, overrides, start_url)
+        return _crawl_here(args, overrides, start_url, db)
     finally:
         discard_prestarted()
 
 
-def _crawl_here(args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None) -> int:
+def _crawl_here(
+    args: argparse.Namespace, overrides: dict[str, Any], start_url: str | None, db: str
+) -> int:
     from crawler.distributed import DistributedError, NotPostgreSQL, require_postgresql
     from crawler.runner import CrawlBusy, build_settings, crawl_lock_held, run_crawl, summary_lines
     from storage.db import StorageError
 
-    db = resolve_db(args.db)
     redis_url = getattr(args, "redis", None) or build_settings(overrides).get("TIANJIN_REDIS_URL")
     if redis_url:
         try:
@@ -144,15 +146,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         overrides: dict[str, Any] = dict(parse_setting_options(args.set))
     except SettingError as exc:
         raise CommandError(str(exc)) from None
+    db = resolve_db(args.db)
     if not args.forever:  # --forever runs each crawl in a child process, which forks its own
-        prestart(overrides, resolve_db(args.db))  # as in _crawl: before Scrapy is loaded
+        prestart(overrides, db)  # as in _crawl: before Scrapy is loaded
     try:
-        return _worker(args, overrides)
+        return _worker(args, overrides, db)
     finally:
         discard_prestarted()
 
 
-def _worker(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+def _worker(args: argparse.Namespace, overrides: dict[str, Any], db: str) -> int:
     from crawler.distributed import (
         DistributedError,
         NotPostgreSQL,
@@ -176,7 +179,6 @@ def _worker(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    db = resolve_db(args.db)
     try:
         require_postgresql(db)
     except NotPostgreSQL as exc:
